@@ -1,0 +1,131 @@
+"""Fixtures shared by the whole suite: the Exchange sandbox, exchangelib accounts on it, schema validation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from ews_schema import SchemaValidator, load_schema, schema_available, schema_dir
+from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Configuration, Credentials, FailFast
+from exchangelib.protocol import BaseProtocol, close_connections
+
+from widget.sandbox import Sandbox, Store
+
+PASSWORDS = {
+    "alice@contoso.com": "Alice-pw-1",
+    "bob@contoso.com": "Bob-pw-1",
+    "carol@contoso.com": "Carol-pw-1",
+    "svc-crm@contoso.com": "Service-pw-1",
+}
+
+_validator: SchemaValidator | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _validator
+    if schema_available():
+        _validator = SchemaValidator(load_schema())
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001 - pytest's hook
+    if _validator is None:
+        terminalreporter.write_sep(
+            "!", f"EWS SCHEMA NOT FOUND at {schema_dir()}: SOAP documents were NOT validated", red=True, bold=True
+        )
+        return
+    terminalreporter.write_line(
+        f"EWS schema: {_validator.checked} SOAP parts validated, {len(_validator.failures)} invalid"
+    )
+
+
+@pytest.fixture
+def schema_validator() -> SchemaValidator:
+    """The session's validator; fails clearly when the schema folder is missing."""
+    if _validator is None:
+        pytest.fail(f"The EWS schema is missing: expected it at {schema_dir()} (or set WIDGET_EWS_SCHEMA_DIR)")
+    return _validator
+
+
+def make_store() -> Store:
+    """A small organisation: three people and a service account allowed to impersonate."""
+    store = Store(lockout_threshold=5)
+    store.add_user("alice@contoso.com", PASSWORDS["alice@contoso.com"], "Alice Adams")
+    store.add_user("bob@contoso.com", PASSWORDS["bob@contoso.com"], "Bob Brown")
+    store.add_user("carol@contoso.com", PASSWORDS["carol@contoso.com"], "Carol Chen")
+    store.add_user(
+        "svc-crm@contoso.com", PASSWORDS["svc-crm@contoso.com"], "CRM Service", username="svc-crm", can_impersonate=True
+    )
+    return store
+
+
+def _watch_schema(sandbox: Sandbox) -> Callable[[], None]:
+    """Validate every document this sandbox receives and sends; return a check that fails on new errors."""
+    if _validator is None:
+        return lambda: None
+    sandbox.observers.append(_validator)
+    seen = len(_validator.failures)
+
+    def check() -> None:
+        new = _validator.failures[seen:]
+        assert not new, "SOAP documents failed EWS schema validation:\n" + "\n".join(new[:20])
+
+    return check
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """A running sandbox on loopback whose traffic is validated against the EWS schema."""
+    box = Sandbox(make_store()).start()
+    check = _watch_schema(box)
+    yield box
+    close_connections()
+    box.stop()
+    check()
+
+
+AccountFactory = Callable[..., Account]
+
+
+@pytest.fixture
+def account(sandbox: Sandbox) -> AccountFactory:
+    """Build exchangelib accounts on the sandbox: account("bob@contoso.com", access=IMPERSONATION, auth=BASIC)."""
+
+    def build(
+        email: str = "alice@contoso.com",
+        *,
+        access: str = DELEGATE,
+        auth: str | None = NTLM,
+        username: str | None = None,
+        password: str | None = None,
+        retry_policy=None,  # noqa: ANN001 - an exchangelib RetryPolicy
+    ) -> Account:
+        if access == IMPERSONATION:
+            username = username or "svc-crm@contoso.com"
+            password = password or PASSWORDS["svc-crm@contoso.com"]
+        config = Configuration(
+            service_endpoint=sandbox.url,
+            credentials=Credentials(username or email, password or PASSWORDS[email]),
+            auth_type=auth,
+            retry_policy=retry_policy or FailFast(),
+        )
+        return Account(email, config=config, autodiscover=False, access_type=access)
+
+    return build
+
+
+@pytest.fixture(
+    params=[(DELEGATE, NTLM), (DELEGATE, BASIC), (IMPERSONATION, NTLM), (IMPERSONATION, BASIC)],
+    ids=["delegate-ntlm", "delegate-basic", "impersonation-ntlm", "impersonation-basic"],
+)
+def any_account(request: pytest.FixtureRequest, account: AccountFactory) -> AccountFactory:
+    """Like `account`, once per access type and auth type."""
+    access, auth = request.param
+
+    def build(email: str = "alice@contoso.com") -> Account:
+        return account(email, access=access, auth=auth)
+
+    return build
+
+
+# exchangelib keeps protocol objects (with their connection pools) in a process-wide cache.
+BaseProtocol.USERAGENT = "ExchangeWidgetTests"

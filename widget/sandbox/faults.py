@@ -1,0 +1,138 @@
+"""Scripted faults: what the sandbox does instead of answering, per operation and mailbox, for the next N calls.
+
+Tests and the control API script a fault; the server asks `take()` before each EWS operation and acts
+on what it gets. Kinds and their parameters:
+
+- ``server_busy`` (``back_off_ms``): SOAP fault ErrorServerBusy with BackOffMilliseconds.
+- ``http_503`` (``retry_after``): HTTP 503 with a Retry-After header, in seconds.
+- ``http_500``: HTTP 500 with a SOAP fault ErrorInternalServerError.
+- ``delay`` (``seconds``): the reply comes late, then normally.
+- ``drop``: the connection is closed without a reply.
+- ``invalid_sync_state``: the operation's response message carries ErrorInvalidSyncStateData.
+- ``mailbox_move``: the operation's response message carries ErrorMailboxMoveInProgress.
+- ``password_change`` (``password``): the mailbox owner's password changes now; this and every later
+  request with the old password gets 401.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+FAULT_KINDS: dict[str, dict[str, type]] = {
+    "server_busy": {"back_off_ms": int},
+    "http_503": {"retry_after": int},
+    "http_500": {},
+    "delay": {"seconds": float},
+    "drop": {},
+    "invalid_sync_state": {},
+    "mailbox_move": {},
+    "password_change": {"password": str},
+}
+DEFAULTS: dict[str, Any] = {"back_off_ms": 30000, "retry_after": 30, "seconds": 1.0}
+
+
+class FaultSpecError(ValueError):
+    """A fault description that cannot be scripted; its message says why."""
+
+
+@dataclass
+class Fault:
+    """One scripted fault and how many more times it fires."""
+
+    kind: str
+    operation: str = "*"
+    mailbox: str = "*"
+    times: int = 1
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def matches(self, operation: str, mailbox: str | None) -> bool:
+        """Whether this fault applies to a call of `operation` for `mailbox`."""
+        return (self.operation in ("*", operation)) and (self.mailbox == "*" or self.mailbox == (mailbox or ""))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form for the control API."""
+        return {
+            "kind": self.kind,
+            "operation": self.operation,
+            "mailbox": self.mailbox,
+            "times": self.times,
+            **self.params,
+        }
+
+
+def fault_from_dict(data: Any) -> Fault:
+    """Validate a fault description (from JSON or Python) and build the Fault; FaultSpecError says what is wrong."""
+    if not isinstance(data, dict):
+        raise FaultSpecError("a fault is a JSON object with at least 'kind'")
+    kind = data.get("kind")
+    if kind not in FAULT_KINDS:
+        raise FaultSpecError(f"'kind' must be one of: {', '.join(FAULT_KINDS)}")
+    allowed = {"kind", "operation", "mailbox", "times", *FAULT_KINDS[kind]}
+    unknown = set(data) - allowed
+    if unknown:
+        raise FaultSpecError(f"unknown field(s) for kind {kind}: {', '.join(sorted(unknown))}")
+    times = data.get("times", 1)
+    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+        raise FaultSpecError("'times' must be a positive whole number")
+    for name in ("operation", "mailbox"):
+        if name in data and not isinstance(data[name], str):
+            raise FaultSpecError(f"'{name}' must be a string")
+    params: dict[str, Any] = {}
+    for name, kind_type in FAULT_KINDS[kind].items():
+        value = data.get(name, DEFAULTS.get(name))
+        if name == "password" and value is None:
+            value = secrets.token_urlsafe(12)
+        if kind_type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind_type) or isinstance(value, bool):
+            raise FaultSpecError(f"'{name}' must be a {kind_type.__name__}")
+        if kind_type in (int, float) and value < 0:
+            raise FaultSpecError(f"'{name}' must not be negative")
+        params[name] = value
+    return Fault(
+        kind=kind,
+        operation=data.get("operation", "*"),
+        mailbox=data.get("mailbox", "*").lower(),
+        times=times,
+        params=params,
+    )
+
+
+class FaultScript:
+    """The faults waiting to fire, thread-safe."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self.fired: dict[str, int] = {}
+
+    def add(self, fault: Fault) -> Fault:
+        """Script a fault."""
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        """Remove every scripted fault."""
+        with self._lock:
+            self._faults.clear()
+
+    def pending(self) -> list[Fault]:
+        """The faults still to fire."""
+        with self._lock:
+            return list(self._faults)
+
+    def take(self, operation: str, mailbox: str | None) -> Fault | None:
+        """The first fault matching this call, counted down (and removed when used up)."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(operation, mailbox):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                    self.fired[fault.kind] = self.fired.get(fault.kind, 0) + 1
+                    return fault
+        return None
