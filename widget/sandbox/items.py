@@ -257,7 +257,7 @@ def parse_property(elem: etree._Element) -> Any:
         return [child.text or "" for child in elem]
     if name == "Body":
         return Body(elem.get("BodyType", "Text"), text)
-    if len(elem):
+    if len(elem) or elem.attrib:
         return RawXml(etree.tostring(elem))
     return text
 
@@ -361,7 +361,8 @@ def _text_of(body: Body | None) -> str:
     if body.body_type == "Text":
         return body.text
     try:
-        return " ".join(etree.HTML(body.text).itertext()).strip() if body.text.strip() else ""
+        # Block elements end words; collapse whitespace the way a text rendering of HTML would.
+        return " ".join("".join(etree.HTML(body.text).itertext()).split()) if body.text.strip() else ""
     except (etree.ParserError, ValueError):
         return body.text
 

@@ -172,6 +172,10 @@ def response_message(
         sub(message, m("MessageText"), error.message)
         sub(message, m("ResponseCode"), error.code)
         sub(message, m("DescriptiveLinkKey"), "0")
+        if name in ("SyncFolderItems", "SyncFolderHierarchy"):
+            # Exchange still writes an empty state and a final flag on a failed sync, and clients read them.
+            sub(message, m("SyncState"), "")
+            sub(message, m("IncludesLastItemInRange"), "true")
     return message
 
 

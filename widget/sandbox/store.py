@@ -36,6 +36,10 @@ DISTINGUISHED_FOLDERS = (
     ("calendar", "msgfolderroot", "Calendar", "IPF.Appointment", "CalendarFolder"),
     ("tasks", "msgfolderroot", "Tasks", "IPF.Task", "TasksFolder"),
     ("contacts", "msgfolderroot", "Contacts", "IPF.Contact", "ContactsFolder"),
+    ("junkemail", "msgfolderroot", "Junk Email", "IPF.Note", "Folder"),
+    ("outbox", "msgfolderroot", "Outbox", "IPF.Note", "Folder"),
+    ("recoverableitemsroot", "root", "Recoverable Items", None, "Folder"),
+    ("recoverableitemsdeletions", "recoverableitemsroot", "Deletions", None, "Folder"),
 )
 DEFAULT_DOMAIN = "CONTOSO"
 

@@ -66,7 +66,7 @@ def get_item(ctx: Context, op: etree._Element) -> etree._Element:
         try:
             item = find_item(ctx, ref)
         except ItemError as error:
-            response_message(messages, "GetItem", error)
+            sub(response_message(messages, "GetItem", error), m("Items"))
             continue
         message = response_message(messages, "GetItem")
         folder = ctx.store.folder_of(item)
@@ -285,8 +285,12 @@ def delete_item(ctx: Context, op: etree._Element) -> etree._Element:
             ):
                 delivery.cancel_meeting(store, item)
             deleted_items = store.folder(folder.mailbox, "deleteditems")
+            dumpster = store.folder(folder.mailbox, "recoverableitemsdeletions")
             if delete_type == "MoveToDeletedItems" and folder is not deleted_items:
                 store.move_item(item, deleted_items)
+            elif delete_type == "SoftDelete" and folder is not dumpster:
+                # Soft-deleted items stay recoverable, in the Recoverable Items folder, as in Exchange.
+                store.move_item(item, dumpster)
             else:
                 store.remove_item(item)
         except ItemError as error:
