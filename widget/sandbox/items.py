@@ -341,6 +341,10 @@ class Item:
             return format_duration(props["End"] - props["Start"])
         if name == "IsComplete" and self.element == "Task":
             return props.get("Status") == "Completed"
+        if name in ("FirstOccurrence", "LastOccurrence") and self.element == "CalendarItem":
+            from .recurrence import occurrence_info  # recurrence builds on this module
+
+            return occurrence_info(self, name)
         if name == "IsMeeting" and self.element == "CalendarItem":
             return bool(props.get("RequiredAttendees") or props.get("OptionalAttendees"))
         return None
@@ -409,6 +413,10 @@ def _render_value(parent: etree._Element, name: str, value: Any) -> None:
             sub(holder, t("Size"), str(attachment.size))
             sub(holder, t("IsInline"), "false")
             sub(holder, t("IsContactPhoto"), "false")
+    elif name == "DeletedOccurrences":
+        container = sub(parent, t(name))
+        for start in value:
+            sub(sub(container, t("DeletedOccurrence")), t("Start"), format_datetime(start))
     elif name == "ConversationId":
         sub(parent, t(name), Id=value)
     else:

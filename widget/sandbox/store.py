@@ -288,8 +288,10 @@ class Store:
         return item
 
     def occurrence(self, item_id: str) -> Item | None:
-        """An occurrence of a recurring series by its id (none are known yet)."""
-        return None
+        """An occurrence of a recurring series by its id (computed, not stored; see recurrence.occurrence_by_id)."""
+        from .recurrence import occurrence_by_id  # only needed here; a local import leaves the module imports as is
+
+        return occurrence_by_id(self, item_id)
 
     def folder_of(self, item: Item) -> Folder:
         """The folder holding an item."""

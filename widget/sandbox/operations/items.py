@@ -9,7 +9,7 @@ from typing import Any
 
 from lxml import etree
 
-from .. import delivery
+from .. import delivery, recurrence
 from ..items import Item, Shape, item_id_element, parse_properties, parse_property, render_item
 from ..soap import EwsFault, ItemError, local, m, operation_response, response_message, sub, t
 from ..store import Folder
@@ -23,11 +23,7 @@ _CONFLICT_RESOLUTIONS = {"NeverOverwrite", "AutoResolve", "AlwaysOverwrite"}
 _DELETE_TYPES = {"HardDelete", "SoftDelete", "MoveToDeletedItems"}
 
 
-def find_item(ctx: Context, elem: etree._Element) -> Item:
-    """The item an <t:ItemId> (or occurrence id) names, if this user may reach it."""
-    item_id = elem.get("Id", "")
-    if local(elem) == "OccurrenceItemId":
-        item_id = elem.get("RecurringMasterId", "")
+def _lookup(ctx: Context, item_id: str) -> Item:
     try:
         if not base64.b64decode(item_id, validate=True).startswith(b"AAMk"):
             raise ValueError
@@ -37,6 +33,38 @@ def find_item(ctx: Context, elem: etree._Element) -> Item:
     if item is None:
         raise ItemError("ErrorItemNotFound", "The specified object was not found in the store.")
     ctx.check_access(ctx.store.folder_of(item).mailbox)
+    return item
+
+
+def find_item(ctx: Context, elem: etree._Element) -> Item:
+    """The item an <t:ItemId>, <t:OccurrenceItemId> or <t:RecurringMasterItemId> names, if this user may reach it."""
+    kind = local(elem)
+    if kind == "OccurrenceItemId":
+        master = _lookup(ctx, elem.get("RecurringMasterId", ""))
+        try:
+            index = int(elem.get("InstanceIndex", ""))
+        except ValueError:
+            raise ItemError("ErrorInvalidIdMalformed", "InstanceIndex is not a number.") from None
+        occurrence = recurrence.nth_occurrence(master, index)
+        if occurrence is None:
+            raise ItemError("ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange",
+                            "The occurrence index is out of recurrence range.")
+        return occurrence
+    if kind == "RecurringMasterItemId":
+        occurrence_id = elem.get("OccurrenceId", "")
+        master_id = recurrence.master_id_of(occurrence_id)
+        if master_id is None:
+            _lookup(ctx, occurrence_id)  # a plain item's id: malformed or not found, answered as for any id
+            raise ItemError("ErrorItemNotFound", "The specified object was not found in the store.")
+        return _lookup(ctx, master_id)
+    return _lookup(ctx, elem.get("Id", ""))
+
+
+def _stored(ctx: Context, item: Item, action: str) -> Item:
+    """The stored item to change; a computed occurrence of a series can only be deleted (see delete_item)."""
+    if item.id not in ctx.store.items:
+        raise ItemError("ErrorInvalidOperation",
+                        f"The sandbox cannot {action} a single occurrence of a series; change the series instead.")
     return item
 
 
@@ -188,7 +216,7 @@ def update_item(ctx: Context, op: etree._Element) -> etree._Element:
     for change in changes if changes is not None else []:
         try:
             ref = change[0]
-            item = find_item(ctx, ref)
+            item = _stored(ctx, find_item(ctx, ref), "update")
             if resolution == "NeverOverwrite" and ref.get("ChangeKey") and ref.get("ChangeKey") != item.change_key:
                 raise ItemError(
                     "ErrorIrresolvableConflict",
@@ -253,7 +281,7 @@ def send_item(ctx: Context, op: etree._Element) -> etree._Element:
     ids = op.find(m("ItemIds"))
     for ref in ids if ids is not None else []:
         try:
-            item = find_item(ctx, ref)
+            item = _stored(ctx, find_item(ctx, ref), "send")
             if item.element != "Message":
                 raise ItemError("ErrorInvalidItemForOperationSendItem", "Only messages can be sent.")
             _send_draft(ctx, item, save_copy)
@@ -277,6 +305,10 @@ def delete_item(ctx: Context, op: etree._Element) -> etree._Element:
     for ref in ids if ids is not None else []:
         try:
             item = find_item(ctx, ref)
+            if item.id not in store.items:
+                _delete_occurrence(ctx, item)
+                response_message(messages, "DeleteItem")
+                continue
             folder = store.folder_of(item)
             if (
                 item.element == "CalendarItem"
@@ -300,6 +332,15 @@ def delete_item(ctx: Context, op: etree._Element) -> etree._Element:
     return response
 
 
+def _delete_occurrence(ctx: Context, occurrence: Item) -> None:
+    """Delete one occurrence of a series: the master remembers it among its DeletedOccurrences, as in Exchange."""
+    master = ctx.store.items[recurrence.master_id_of(occurrence.id) or ""]
+    deleted = list(master.props.get("DeletedOccurrences") or [])
+    deleted.append(occurrence.props["Start"])
+    master.props["DeletedOccurrences"] = deleted
+    ctx.store.touch(master)
+
+
 @operation("MoveItem", mutates=True)
 def move_item(ctx: Context, op: etree._Element) -> etree._Element:
     """MoveItem: the moved items get new ids, as in Exchange."""
@@ -311,7 +352,7 @@ def move_item(ctx: Context, op: etree._Element) -> etree._Element:
     ids = op.find(m("ItemIds"))
     for ref in ids if ids is not None else []:
         try:
-            moved = ctx.store.move_item(find_item(ctx, ref), destination)
+            moved = ctx.store.move_item(_stored(ctx, find_item(ctx, ref), "move"), destination)
         except ItemError as error:
             message = response_message(messages, "MoveItem", error)
             sub(message, m("Items"))
