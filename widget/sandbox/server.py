@@ -294,6 +294,7 @@ class Sandbox:
 
     def _fault_reply(self, error: EwsFault) -> Reply:
         root = envelope(None, fault=fault_element(error))
+        self._observe("response", root)
         return Reply(500, to_bytes(root))
 
     def _observe(self, direction: str, root: etree._Element) -> None:

@@ -84,8 +84,8 @@ class SoapRequest:
 
     @property
     def name(self) -> str:
-        """The operation's name, e.g. 'GetFolder'."""
-        return local(self.operation)
+        """The operation's name, e.g. 'GetFolder' (GetUserAvailability's element is GetUserAvailabilityRequest)."""
+        return local(self.operation).removesuffix("Request")
 
 
 def parse_request(data: bytes) -> SoapRequest:

@@ -1,0 +1,526 @@
+"""Free/busy and suggested meeting times of several mailboxes, in one GetUserAvailability request.
+
+exchangelib's own ``Protocol.get_free_busy_info`` asks for free/busy only, cuts the mailboxes into requests of 100
+and first asks the server for its time zones (GetServerTimeZones). ``get_availability`` builds on the same service
+class but sends exactly one request per call, whatever the number of attendees (Exchange refuses more than 100 with
+ErrorMailboxDataArrayTooBig, which the caller then gets as an ``AvailabilityError``), describes the time zone itself,
+asks for meeting suggestions too and reads what exchangelib leaves out: the SuggestionsResponse and every
+per-mailbox error.
+
+Times go to Exchange as wall-clock times of the zone of ``start`` (with that zone's rule, as a SerializableTimeZone)
+and come back the same way; everything returned is timezone-aware in that zone.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Any, NamedTuple
+
+from exchangelib.errors import ErrorServerBusy, ResponseMessageError, SOAPError
+from exchangelib.properties import DaylightTime, Email, MailboxData, StandardTime, TimeZone
+from exchangelib.services.get_user_availability import GetUserAvailability
+from exchangelib.util import MNS, TNS, add_xml_child, create_element, set_xml_value
+
+BUSY_TYPES = ("Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData")
+QUALITIES = ("Excellent", "Good", "Fair", "Poor")
+VIEWS = ("MergedOnly", "FreeBusy", "FreeBusyMerged", "Detailed", "DetailedMerged")
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+# Before Exchange2013 a MergedFreeBusy digit 4 means "no data"; from then on 4 is "working elsewhere", 5 "no data".
+_OLD_DIGITS = ("Free", "Tentative", "Busy", "OOF", "NoData")
+_SCAN_STEP = timedelta(days=1)
+
+
+class AvailabilityError(Exception):
+    """Exchange refused the whole request, e.g. ErrorMailboxDataArrayTooBig or ErrorTimeIntervalTooBig."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class BusyEvent:
+    """One calendar event of an attendee; the details are there only when Exchange lets the caller see them."""
+
+    start: datetime
+    end: datetime
+    busy_type: str
+    subject: str | None = None
+    location: str | None = None
+    is_meeting: bool = False
+    is_recurring: bool = False
+    is_private: bool = False
+
+
+@dataclass(frozen=True)
+class WorkingPeriod:
+    """Working days (ISO weekdays, Monday is 1) and the working minutes of the day on the attendee's clock."""
+
+    weekdays: tuple[int, ...]
+    start_minute: int
+    end_minute: int
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    """An attendee's working hours, in the attendee's own time zone."""
+
+    time_zone: tzinfo
+    periods: tuple[WorkingPeriod, ...]
+
+    def contains(self, moment: datetime) -> bool:
+        """Whether the attendee is at work at `moment` (an aware datetime)."""
+        wall = moment.astimezone(self.time_zone)
+        minute = wall.hour * 60 + wall.minute
+        return any(wall.isoweekday() in p.weekdays and p.start_minute <= minute < p.end_minute for p in self.periods)
+
+
+@dataclass(frozen=True)
+class AttendeeAvailability:
+    """What Exchange says of one attendee: an error code, or the merged free/busy, events and working hours."""
+
+    email: str
+    error: str | None = None
+    error_message: str | None = None
+    view_type: str = "None"
+    merged: str = ""  # one digit per interval, as Exchange sends it
+    statuses: tuple[str, ...] = ()  # the same, as BUSY_TYPES names
+    events: list[BusyEvent] = field(default_factory=list)
+    working_hours: WorkingHours | None = None
+
+
+class Suggestion(NamedTuple):
+    """A suggested meeting time and how good Exchange finds it."""
+
+    start: datetime
+    end: datetime
+    quality: str
+    is_work_time: bool
+
+
+@dataclass(frozen=True)
+class Availability:
+    """The answer for a window: per attendee (in request order) their availability, and suggested meeting times."""
+
+    start: datetime
+    end: datetime
+    interval_minutes: int
+    attendees: list[AttendeeAvailability]
+    # Exchange's order: day by day, the best first within a day.
+    suggestions: list[Suggestion] = field(default_factory=list)
+    suggestions_error: str | None = None
+
+    def attendee(self, email: str) -> AttendeeAvailability:
+        """The entry of one attendee (case-insensitive)."""
+        for entry in self.attendees:
+            if entry.email.lower() == email.lower():
+                return entry
+        raise KeyError(email)
+
+    def intervals(self) -> list[tuple[datetime, datetime]]:
+        """The [start, end) of each merged free/busy interval (the last one may reach past the window)."""
+        step = timedelta(minutes=self.interval_minutes)
+        count = -(-(self.end - self.start) // step)
+        begin = self.start.astimezone(UTC)
+        zone = self.start.tzinfo
+        return [((begin + i * step).astimezone(zone), (begin + (i + 1) * step).astimezone(zone)) for i in range(count)]
+
+
+# -- time zones ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Switch:
+    month: int
+    day_order: int  # 1..4, or 5 for the last such weekday of the month
+    weekday: int  # Monday == 0
+    time: timedelta
+
+    def wall(self, year: int) -> datetime:
+        first_weekday, days = calendar.monthrange(year, self.month)
+        if self.day_order >= 5 or self.day_order < 0:
+            day = days - (calendar.weekday(year, self.month, days) - self.weekday) % 7
+        else:
+            day = 1 + (self.weekday - first_weekday) % 7 + 7 * (self.day_order - 1)
+        return datetime(year, self.month, day) + self.time
+
+
+class SerializableZone(tzinfo):
+    """A tzinfo following a SerializableTimeZone (what Exchange says an attendee's working hours are in)."""
+
+    def __init__(self, bias: int, standard_bias: int = 0, daylight_bias: int = 0,
+                 standard: _Switch | None = None, daylight: _Switch | None = None):
+        self._std = timedelta(minutes=-(bias + standard_bias))
+        self._dst = timedelta(minutes=-(bias + daylight_bias))
+        has_dst = standard is not None and daylight is not None and standard_bias != daylight_bias
+        self._switches = (daylight, standard) if has_dst else None
+
+    def _bounds(self, year: int) -> tuple[datetime, datetime] | None:
+        if self._switches is None:
+            return None
+        daylight, standard = self._switches
+        assert daylight is not None and standard is not None
+        return daylight.wall(year), standard.wall(year)  # on the standard clock, then on the daylight clock
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        """The UTC offset at a wall-clock time of this zone (fold=1 picks the second pass of a repeated hour)."""
+        if dt is None:
+            return self._std
+        wall = dt.replace(tzinfo=None)
+        bounds = self._bounds(wall.year)
+        if bounds is None:
+            return self._std
+        start, end = bounds
+        in_dst = start <= wall < end if start < end else (wall >= start or wall < end)
+        if in_dst and dt.fold and wall >= end - (self._dst - self._std):
+            in_dst = False  # the second pass through the repeated hour
+        return self._dst if in_dst else self._std
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        """How far daylight saving time moves the clock at `dt`."""
+        return self.utcoffset(dt) - self._std
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        """A SerializableTimeZone has no name."""
+        return None
+
+    def fromutc(self, dt: datetime) -> datetime:
+        """The wall-clock time of this zone at a UTC time (what astimezone() calls)."""
+        utc = dt.replace(tzinfo=None)
+        bounds = self._bounds((utc + self._std).year)
+        if bounds is None:
+            return (utc + self._std).replace(tzinfo=self)
+        start, end = bounds[0] - self._std, bounds[1] - self._dst
+        in_dst = start <= utc < end if start < end else (utc >= start or utc < end)
+        wall = utc + (self._dst if in_dst else self._std)
+        repeated = not in_dst and end <= utc < end + (self._dst - self._std)
+        return wall.replace(tzinfo=self, fold=int(repeated))
+
+
+def _switch_from_xml(elem: Any) -> _Switch | None:
+    if elem is None:
+        return None
+    month = int(elem.findtext(f"{{{TNS}}}Month") or 0)
+    if not 1 <= month <= 12:
+        return None
+    hours, minutes, seconds = ((elem.findtext(f"{{{TNS}}}Time") or "0:0:0").split(":") + ["0", "0"])[:3]
+    weekday = elem.findtext(f"{{{TNS}}}DayOfWeek") or "Sunday"
+    return _Switch(
+        month=month,
+        day_order=int(elem.findtext(f"{{{TNS}}}DayOrder") or 1),
+        weekday=_DAY_NAMES.index(weekday) if weekday in _DAY_NAMES else 6,
+        time=timedelta(hours=int(hours), minutes=int(minutes), seconds=float(seconds)),
+    )
+
+
+def _zone_from_xml(elem: Any) -> SerializableZone:
+    standard, daylight = elem.find(f"{{{TNS}}}StandardTime"), elem.find(f"{{{TNS}}}DaylightTime")
+    return SerializableZone(
+        bias=int(elem.findtext(f"{{{TNS}}}Bias") or 0),
+        standard_bias=int(standard.findtext(f"{{{TNS}}}Bias") or 0) if standard is not None else 0,
+        daylight_bias=int(daylight.findtext(f"{{{TNS}}}Bias") or 0) if daylight is not None else 0,
+        standard=_switch_from_xml(standard),
+        daylight=_switch_from_xml(daylight),
+    )
+
+
+def _offset(zone: tzinfo, instant: datetime) -> timedelta:
+    offset = instant.astimezone(zone).utcoffset()
+    return offset if offset is not None else timedelta()
+
+
+def _offset_changes(zone: tzinfo, year: int) -> list[tuple[datetime, timedelta, timedelta]]:
+    """(UTC instant, offset before, offset after) of every change of UTC offset in `year`, found by day then
+    bisected to the second."""
+    changes = []
+    low = datetime(year, 1, 1, tzinfo=UTC) - _SCAN_STEP
+    low_offset = _offset(zone, low)
+    while low < datetime(year + 1, 1, 1, tzinfo=UTC) + _SCAN_STEP:
+        high = low + _SCAN_STEP
+        high_offset = _offset(zone, high)
+        if high_offset != low_offset:
+            before, after = low, high
+            while after - before > timedelta(seconds=1):
+                middle = (before + (after - before) / 2).replace(microsecond=0)
+                before, after = (middle, after) if _offset(zone, middle) == low_offset else (before, middle)
+            if (after + low_offset).year == year:
+                changes.append((after, low_offset, high_offset))
+        low, low_offset = high, high_offset
+    return changes
+
+
+def _minutes(delta: timedelta) -> int:
+    return int(delta.total_seconds() // 60)
+
+
+def time_zone_element(zone: tzinfo, year: int) -> TimeZone:
+    """The SerializableTimeZone of `zone` in `year`: its standard offset and its yearly switches (Windows' way:
+    each switch on the wall clock of the period being left, the last weekday of a month as occurrence 5)."""
+    changes = _offset_changes(zone, year)
+    if len(changes) != 2 or changes[0][2] != changes[1][1]:
+        offset = _offset(zone, datetime(year + 1, 1, 1, tzinfo=UTC))
+        # A zone without DST: exchangelib's dummy switches with no bias, which Exchange accepts.
+        return TimeZone(
+            bias=-_minutes(offset),
+            standard_time=StandardTime(bias=0, time=time(0), occurrence=1, iso_month=1, weekday=1),
+            daylight_time=DaylightTime(bias=0, time=time(0), occurrence=5, iso_month=12, weekday=7),
+        )
+    (first, a, b), (second, _, _) = changes
+    first_is_dst = bool(first.astimezone(zone).dst())
+    if first_is_dst == bool(second.astimezone(zone).dst()):
+        first_is_dst = b > a
+    standard_offset, daylight_offset = (a, b) if first_is_dst else (b, a)
+    switches: dict[str, Any] = {}
+    for instant, before, after in changes:
+        wall = (instant + before).replace(tzinfo=None)
+        last_day = calendar.monthrange(wall.year, wall.month)[1]
+        kwargs = dict(
+            time=wall.time(),
+            occurrence=5 if wall.day + 7 > last_day else (wall.day - 1) // 7 + 1,
+            iso_month=wall.month,
+            weekday=wall.isoweekday(),
+        )
+        if after == daylight_offset:
+            switches["daylight"] = DaylightTime(bias=-_minutes(daylight_offset - standard_offset), **kwargs)
+        else:
+            switches["standard"] = StandardTime(bias=0, **kwargs)
+    return TimeZone(bias=-_minutes(standard_offset), standard_time=switches["standard"],
+                    daylight_time=switches["daylight"])
+
+
+# -- the service --------------------------------------------------------------------------------------------------
+class _AvailabilityService(GetUserAvailability):
+    """exchangelib's GetUserAvailability, sending everything in one request and keeping the SuggestionsResponse."""
+
+    # A failed mailbox comes back as a value, so that one unknown address does not sink the others.
+    ERRORS_TO_CATCH_IN_RESPONSE = (ResponseMessageError,)
+
+    def __init__(self, protocol: Any, zone: tzinfo):
+        super().__init__(protocol=protocol)
+        self.tzinfo = zone
+        self.suggestions_response: Any = None
+
+    @property
+    def _timezone(self) -> None:
+        # The request's own t:TimeZone describes the zone; no TimeZoneContext header (it needs a Windows zone id).
+        return None
+
+    def call(self, **kwargs: Any) -> Iterable[Any]:  # type: ignore[override]
+        """Send one request; yield per mailbox its FreeBusyView element, or the exception of its error."""
+        return self._elems_to_objs(self._get_elements(payload=self.get_payload(**kwargs)))
+
+    def get_payload(  # type: ignore[override]
+        self,
+        mailbox_data: list[MailboxData],
+        time_zone: TimeZone,
+        window: tuple[str, str],
+        interval: int,
+        view: str,
+        suggestions: dict[str, Any] | None,
+    ) -> Any:
+        """The GetUserAvailabilityRequest, its elements in the schema's order."""
+        version = self.protocol.version
+        payload = create_element(f"m:{self.SERVICE_NAME}Request")
+        set_xml_value(payload, time_zone, version=version)
+        array = create_element("m:MailboxDataArray")
+        set_xml_value(array, mailbox_data, version=version)
+        payload.append(array)
+        options = create_element("t:FreeBusyViewOptions")
+        options.append(_window("t:TimeWindow", window))
+        add_xml_child(options, "t:MergedFreeBusyIntervalInMinutes", interval)
+        add_xml_child(options, "t:RequestedView", view)
+        payload.append(options)
+        if suggestions is not None:
+            wanted = create_element("t:SuggestionsViewOptions")
+            for name in ("GoodThreshold", "MaximumResultsByDay", "MaximumNonWorkHourResultsByDay",
+                         "MeetingDurationInMinutes", "MinimumSuggestionQuality"):
+                add_xml_child(wanted, f"t:{name}", suggestions[name])
+            wanted.append(_window("t:DetailedSuggestionsWindow", suggestions["DetailedSuggestionsWindow"]))
+            payload.append(wanted)
+        return payload
+
+    def _get_soap_messages(self, body: Any) -> Any:
+        response = body.find(self._response_tag())
+        if response is not None:
+            self.suggestions_response = response.find(f"{{{MNS}}}SuggestionsResponse")
+        return super()._get_soap_messages(body=body)
+
+    def _elem_to_obj(self, elem: Any) -> Any:
+        # Parsed by get_availability, which knows the mailbox and the zone.
+        return elem
+
+
+def _window(tag: str, window: tuple[str, str]) -> Any:
+    elem = create_element(tag)
+    add_xml_child(elem, "t:StartTime", window[0])
+    add_xml_child(elem, "t:EndTime", window[1])
+    return elem
+
+
+def _wall_text(moment: datetime) -> str:
+    return moment.replace(tzinfo=None, microsecond=0).isoformat()
+
+
+def _local(text: str | None, zone: tzinfo) -> datetime:
+    value = datetime.fromisoformat((text or "").strip())
+    return value.astimezone(zone) if value.tzinfo else value.replace(tzinfo=zone)
+
+
+def _text(elem: Any, path: str) -> str | None:
+    return elem.findtext("/".join(f"{{{TNS}}}{part}" for part in path.split("/")))
+
+
+def _flag(elem: Any, path: str) -> bool:
+    return (_text(elem, path) or "").strip() in ("true", "1")
+
+
+def _new_digits(api_version: str) -> bool:
+    match = re.match(r"Exchange(\d{4})", api_version or "")
+    return bool(match) and int(match.group(1)) >= 2013
+
+
+def _attendee(email: str, view: Any, zone: tzinfo, new_digits: bool) -> AttendeeAvailability:
+    merged = _text(view, "MergedFreeBusy") or ""
+    names = BUSY_TYPES if new_digits else _OLD_DIGITS
+    statuses = tuple(names[int(d)] if d.isdigit() and int(d) < len(names) else "NoData" for d in merged)
+    events = []
+    for event in view.iterfind(f"{{{TNS}}}CalendarEventArray/{{{TNS}}}CalendarEvent"):
+        events.append(BusyEvent(
+            start=_local(_text(event, "StartTime"), zone),
+            end=_local(_text(event, "EndTime"), zone),
+            busy_type=_text(event, "BusyType") or "Busy",
+            subject=_text(event, "CalendarEventDetails/Subject"),
+            location=_text(event, "CalendarEventDetails/Location"),
+            is_meeting=_flag(event, "CalendarEventDetails/IsMeeting"),
+            is_recurring=_flag(event, "CalendarEventDetails/IsRecurring"),
+            is_private=_flag(event, "CalendarEventDetails/IsPrivate"),
+        ))
+    hours = None
+    hours_elem = view.find(f"{{{TNS}}}WorkingHours")
+    if hours_elem is not None:
+        zone_elem = hours_elem.find(f"{{{TNS}}}TimeZone")
+        periods = tuple(
+            WorkingPeriod(
+                weekdays=tuple(_DAY_NAMES.index(d) + 1 for d in (_text(p, "DayOfWeek") or "").split()
+                               if d in _DAY_NAMES),
+                start_minute=int(_text(p, "StartTimeInMinutes") or 0),
+                end_minute=int(_text(p, "EndTimeInMinutes") or 0),
+            )
+            for p in hours_elem.iterfind(f"{{{TNS}}}WorkingPeriodArray/{{{TNS}}}WorkingPeriod")
+        )
+        hours = WorkingHours(_zone_from_xml(zone_elem) if zone_elem is not None else UTC, periods)
+    return AttendeeAvailability(email=email, view_type=_text(view, "FreeBusyViewType") or "None", merged=merged,
+                                statuses=statuses, events=events, working_hours=hours)
+
+
+def _suggestions(response: Any, zone: tzinfo, start: datetime, end: datetime,
+                 minutes: int) -> tuple[list[Suggestion], str | None]:
+    message = response.find(f"{{{MNS}}}ResponseMessage")
+    if message is not None and message.get("ResponseClass") == "Error":
+        return [], message.findtext(f"{{{MNS}}}ResponseCode") or "ErrorMeetingSuggestionGenerationFailed"
+    found = []
+    path = (f"{{{MNS}}}SuggestionDayResultArray/{{{TNS}}}SuggestionDayResult/{{{TNS}}}SuggestionArray/"
+            f"{{{TNS}}}Suggestion")
+    for elem in response.iterfind(path):
+        begin = _local(_text(elem, "MeetingTime"), zone)
+        finish = (begin.astimezone(UTC) + timedelta(minutes=minutes)).astimezone(zone)
+        # Exchange suggests for whole days; keep what fits in the asked window.
+        if begin < start or finish > end:
+            continue
+        found.append(Suggestion(begin, finish, _text(elem, "SuggestionQuality") or "Poor", _flag(elem, "IsWorkTime")))
+    return found, None
+
+
+def _soap_fault(error: SOAPError) -> tuple[str, str]:
+    # Exchange answers availability faults with only the code in faultcode ("a:ErrorMailboxDataArrayTooBig"), which
+    # exchangelib cannot map to one of its exception classes.
+    match = re.search(r"code: (?:\w+:)?(\w+) string: (.*?) actor:", str(error), re.S)
+    return (match.group(1), match.group(2)) if match else ("SOAPError", str(error))
+
+
+def get_availability(
+    protocol: Any,
+    attendees: Sequence[str],
+    start: datetime,
+    end: datetime,
+    *,
+    interval_minutes: int = 30,
+    meeting_minutes: int | None = None,
+    requested_view: str = "DetailedMerged",
+    organizer: str | None = None,
+) -> Availability:
+    """Free/busy of `attendees` over [start, end) and, with `meeting_minutes`, suggested meeting times.
+
+    One GetUserAvailability request, whatever the number of attendees. `organizer` (by default the first attendee,
+    added in front when not among them) is sent as the meeting's organizer: Exchange decides from its working hours
+    whether a suggested time is work time, and leaves out those that are not. Each attendee gets an entry, in
+    request order: an attendee Exchange does not know (an address outside the organisation) has `error` set
+    (ErrorMailRecipientNotFound) and nothing else. Suggestions are those starting and ending within the window.
+    Raises AvailabilityError when Exchange refuses the request as a whole (more than 100 attendees, a window of more
+    than 42 days, ...); ErrorServerBusy and transport errors pass through as exchangelib raises them.
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("start and end must be timezone-aware")
+    if not attendees:
+        raise ValueError("at least one attendee is needed")
+    if requested_view not in VIEWS:
+        raise ValueError(f"requested_view must be one of {VIEWS}")
+    zone = start.tzinfo
+    end = end.astimezone(zone)
+    emails = list(attendees)
+    organizer = organizer or emails[0]
+    if organizer.lower() not in (email.lower() for email in emails):
+        emails.insert(0, organizer)
+    organizer_index = next(i for i, email in enumerate(emails) if email.lower() == organizer.lower())
+    mailbox_data = [
+        MailboxData(email=Email(email_address=email), attendee_type="Organizer" if i == organizer_index else "Required",
+                    exclude_conflicts=False)
+        for i, email in enumerate(emails)
+    ]
+    suggestions = None
+    if meeting_minutes is not None:
+        # Exchange wants whole days here, from midnight to midnight.
+        first_day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        last_day = end.replace(hour=0, minute=0, second=0, microsecond=0)
+        if last_day < end:
+            last_day = (last_day.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=zone)
+        suggestions = {
+            "GoodThreshold": 25,
+            "MaximumResultsByDay": 48,
+            "MaximumNonWorkHourResultsByDay": 0,
+            "MeetingDurationInMinutes": meeting_minutes,
+            "MinimumSuggestionQuality": "Fair",
+            "DetailedSuggestionsWindow": (_wall_text(first_day), _wall_text(last_day)),
+        }
+    service = _AvailabilityService(protocol, zone)
+    try:
+        views = list(service.call(
+            mailbox_data=mailbox_data,
+            time_zone=time_zone_element(zone, start.year),
+            window=(_wall_text(start), _wall_text(end)),
+            interval=interval_minutes,
+            view=requested_view,
+            suggestions=suggestions,
+        ))
+    except ErrorServerBusy:
+        raise
+    except ResponseMessageError as error:
+        raise AvailabilityError(type(error).__name__, str(error)) from error
+    except SOAPError as error:
+        raise AvailabilityError(*_soap_fault(error)) from error
+    new_digits = _new_digits(protocol.version.api_version)
+    entries = []
+    for email, view in zip(emails, views, strict=True):
+        if isinstance(view, Exception):
+            entries.append(AttendeeAvailability(email=email, error=type(view).__name__, error_message=str(view)))
+        else:
+            entries.append(_attendee(email, view, zone, new_digits))
+    found: list[Suggestion] = []
+    suggestions_error = None
+    if meeting_minutes is not None and service.suggestions_response is not None:
+        found, suggestions_error = _suggestions(service.suggestions_response, zone, start, end, meeting_minutes)
+    return Availability(start=start, end=end, interval_minutes=interval_minutes, attendees=entries,
+                        suggestions=found, suggestions_error=suggestions_error)
