@@ -43,9 +43,10 @@ def convert_id(ctx: Context, op: etree._Element) -> etree._Element:
 
 
 def _matches(query: str, mailbox: Mailbox, extra: tuple[str, ...] = ()) -> bool:
+    """Ambiguous name resolution: the query is a prefix of a whole name, address or alias, or of one of its words."""
     query = query.lower().removeprefix("smtp:")
-    haystack = (mailbox.email, mailbox.name.lower(), *extra)
-    return any(part.startswith(query) or query == part for value in haystack for part in value.lower().split())
+    values = [value.lower() for value in (mailbox.email, mailbox.name, *extra)]
+    return any(value.startswith(query) or any(word.startswith(query) for word in value.split()) for value in values)
 
 
 @operation("ResolveNames")
