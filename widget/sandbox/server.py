@@ -67,6 +67,12 @@ class Stats:
     http_requests: int = 0
     unauthorized: int = 0
 
+    def count(self, operation: str, mailbox: str) -> None:
+        """Count one operation performed for a mailbox."""
+        self.operations[operation] += 1
+        self.mailboxes[mailbox] += 1
+        self.by_mailbox_operation[(mailbox, operation)] += 1
+
     def as_dict(self, store: Store) -> dict[str, Any]:
         """JSON form of the counts, with failed logins per account."""
         per_mailbox: dict[str, dict[str, int]] = {}
@@ -227,12 +233,10 @@ class Sandbox:
             return self._fault_reply(
                 EwsFault("ErrorInvalidRequest", f"The request is invalid: {name} is not supported.")
             )
-        self.stats.operations[name] += 1
-        self.stats.mailboxes[mailbox] += 1
-        self.stats.by_mailbox_operation[(mailbox, name)] += 1
         context = Context(sandbox=self, user=user, mailbox=mailbox, request=request)
         try:
             with self.store.lock:
+                self.stats.count(name, mailbox)
                 response = handler(context, request.operation)
                 if name in MUTATING:
                     self.persist()
