@@ -121,3 +121,10 @@ def test_it_answers_an_unsupported_server_version_as_exchange_does(sandbox, sche
     # The request itself was invalid against the schema, and the validator saw it: take that expected failure back.
     assert any("Exchange2019" in failure for failure in schema_validator.failures[before:])
     del schema_validator.failures[before:]
+
+
+@pytest.mark.parametrize("auth", [NTLM, BASIC])
+def test_it_accepts_passwords_with_colons_and_odd_characters(sandbox, account, auth):
+    sandbox.store.set_password("bob@contoso.com", "p:ss\\wörd:1")
+    bob = account("bob@contoso.com", auth=auth, password="p:ss\\wörd:1")
+    assert bob.inbox.name == "Inbox"

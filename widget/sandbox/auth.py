@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import spnego
+from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1
 from spnego._ntlm_raw.messages import Authenticate
 from spnego.exceptions import SpnegoError
 
@@ -90,9 +91,15 @@ class Authenticator:
 
     def _basic(self, token: str) -> AuthResult:
         try:
-            login, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+            raw = base64.b64decode(token, validate=True)
+        except binascii.Error:
             return AuthResult()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            # Clients (requests among them) send Basic credentials in Latin-1, which IIS accepts as well.
+            text = raw.decode("latin-1")
+        login, _, password = text.partition(":")
         user = self.store.find_user(login)
         if user is None:
             return AuthResult()
@@ -104,11 +111,14 @@ class Authenticator:
         return AuthResult(user=user)
 
     def _write_user_file(self) -> None:
+        # The smbpasswd form (hashes in hex) rather than DOMAIN:user:password, so that any password works,
+        # one with a ':' or a line break included. DOMAIN\user and the UPN form (sent by clients as
+        # "\user@domain") both sign in.
         lines = []
         for user in self.store.users.values():
-            # DOMAIN\user and the UPN form (sent by clients as "\user@domain") both sign in.
-            lines.append(f"{user.domain}:{user.username}:{user.password}")
-            lines.append(f":{user.email}:{user.password}")
+            lm_hash, nt_hash = lmowfv1(user.password).hex().upper(), ntowfv1(user.password).hex().upper()
+            for login in (f"{user.domain}\\{user.username}", user.email):
+                lines.append(f"{login}:1000:{lm_hash}:{nt_hash}:[U]:LCT-00000000")
         self.ntlm_user_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def _ntlm(self, token: str, connection: ConnectionAuth, scheme: str) -> AuthResult:

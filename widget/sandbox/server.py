@@ -115,6 +115,8 @@ class Sandbox:
         if self._server is None:
             raise RuntimeError("the sandbox is not serving")
         host, port = self._server.server_address[:2]
+        if ":" in host:
+            host = f"[{host}]"  # an IPv6 address in a URL
         return f"http://{host}:{port}{EWS_PATH}"
 
     @property

@@ -16,6 +16,7 @@ import os
 import pickle
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
@@ -115,15 +116,18 @@ class Folder:
             entry.change_key = change_key
         self.changes.append((seq, item_id))
 
-    def changes_since(self, seq: int) -> list[tuple[str, LogEntry]]:
-        """Items whose latest change is after `seq`, in the order of their latest change."""
-        start = bisect.bisect_right(self.changes, (seq, "\uffff"))
-        out = []
-        for change_seq, item_id in self.changes[start:]:
+    def changes_since(self, seq: int) -> Iterator[tuple[str, LogEntry]]:
+        """Items whose latest change is after `seq`, in the order of their latest change.
+
+        A generator, so that a page of a sync reads only as far as it goes: a first sync of a large folder
+        would otherwise copy the rest of the log once per page.
+        """
+        changes = self.changes
+        for position in range(bisect.bisect_right(changes, (seq, "\uffff")), len(changes)):
+            change_seq, item_id = changes[position]
             entry = self.log[item_id]
             if entry.last == change_seq:
-                out.append((item_id, entry))
-        return out
+                yield item_id, entry
 
 
 class Store:
