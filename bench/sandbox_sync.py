@@ -1,6 +1,6 @@
 """How fast a raw exchangelib sync of a large inbox runs against the Exchange sandbox.
 
-    /tmp/venv/bin/python bench/sandbox_sync.py [--sizes 10000,100000] [--auth ntlm|basic] [--page 512]
+    .venv/bin/python bench/sandbox_sync.py [--sizes 10000,100000] [--auth ntlm|basic] [--page 512]
 
 Measures, and prints as a table:
 1. seeding 100,000 messages into one inbox (widget.sandbox.seed.seed_messages), in a child process;
