@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import calendar
 import datetime
-import os
 from collections.abc import Callable
-from functools import cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from ews_schema import SchemaValidator
 from exchangelib.properties import DaylightTime, StandardTime, TimeZone, TimeZoneDefinition
 from lxml import etree
 from tzlocal.windows_tz import win_tz
@@ -43,62 +41,6 @@ SAMPLE_ZONES = {
     "AUS Eastern Standard Time": "Australia/Sydney",
     "India Standard Time": "Asia/Kolkata",
 }
-
-
-# --- EWS schema (to move to tests/ews_schema.py) ---------------------------------------------------------------
-
-
-def ews_schema_dir() -> Path:
-    """The folder with messages.xsd / types.xsd / xml.xsd: $WIDGET_EWS_SCHEMA_DIR, else ../shared/ews-schema."""
-    configured = os.environ.get("WIDGET_EWS_SCHEMA_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "ews-schema"
-
-
-class _EwsSchemaResolver(etree.Resolver):
-    """Feed libxml2 the EWS schema with the two in-memory fixes its README describes; the files stay untouched."""
-
-    def __init__(self, schema_dir: Path) -> None:
-        super().__init__()
-        self.schema_dir = schema_dir
-
-    def resolve(self, system_url: str | None, public_id: str | None, context: object) -> object:
-        name = (system_url or "").rsplit("/", 1)[-1]
-        if name == "types.xsd":
-            return self.resolve_string(_patched_types_xsd(self.schema_dir), context, base_url=system_url)
-        if system_url == XML_NS or name == "xml.xsd":
-            return self.resolve_filename(str(self.schema_dir / "xml.xsd"), context)
-        return None
-
-
-def _patched_types_xsd(schema_dir: Path) -> bytes:
-    tree = etree.parse(str(schema_dir / "types.xsd"))
-    xs = {"xs": XS_NS}
-    # (1) types.xsd imports the xml: namespace without a location; point it at xml.xsd beside it.
-    (xml_import,) = tree.xpath("/xs:schema/xs:import[@namespace=$ns]", namespaces=xs, ns=XML_NS)
-    xml_import.set("schemaLocation", "xml.xsd")
-    # (2) libxml2 rejects ArrayOfTransitionsType's sequence as non-deterministic. The three specific transitions are
-    # all in Transition's substitution group, so one unbounded Transition accepts the same documents.
-    (sequence,) = tree.xpath("/xs:schema/xs:complexType[@name='ArrayOfTransitionsType']/xs:sequence", namespaces=xs)
-    for child in list(sequence):
-        sequence.remove(child)
-    etree.SubElement(sequence, f"{{{XS_NS}}}element", ref="t:Transition", minOccurs="0", maxOccurs="unbounded")
-    return etree.tostring(tree)
-
-
-@cache
-def ews_schema() -> etree.XMLSchema:
-    """The EWS messages schema (with types), compiled once per test session."""
-    schema_dir = ews_schema_dir()
-    if not (schema_dir / "messages.xsd").is_file():
-        pytest.fail(
-            f"EWS schema not found in {schema_dir}: check out shared/ews-schema beside the project, "
-            "or set WIDGET_EWS_SCHEMA_DIR to its folder"
-        )
-    parser = etree.XMLParser(no_network=True)
-    parser.resolvers.add(_EwsSchemaResolver(schema_dir))
-    return etree.XMLSchema(etree.parse(str(schema_dir / "messages.xsd"), parser))
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
@@ -315,24 +257,24 @@ def test_default_year_is_the_current_one() -> None:
 
 
 @pytest.mark.parametrize("full", [True, False])
-def test_response_validates_against_ews_schema(full: bool) -> None:
+def test_response_validates_against_ews_schema(full: bool, schema_validator: SchemaValidator) -> None:
     response = server_time_zones_response([time_zone_definition(zone, full=full, year=YEAR) for zone in SAMPLE_ZONES])
-    schema = ews_schema()
+    schema = schema_validator.schema
     assert schema.validate(response), schema.error_log
 
 
-def test_every_zone_validates_against_ews_schema() -> None:
+def test_every_zone_validates_against_ews_schema(schema_validator: SchemaValidator) -> None:
     response = server_time_zones_response([time_zone_definition(zone, full=True) for zone in windows_zone_ids()])
-    schema = ews_schema()
+    schema = schema_validator.schema
     assert schema.validate(response), schema.error_log
 
 
-def test_schema_rejects_a_broken_definition() -> None:
+def test_schema_rejects_a_broken_definition(schema_validator: SchemaValidator) -> None:
     # Guards the guard: the patched schema must still check transitions.
     definition = time_zone_definition("W. Europe Standard Time", full=True, year=YEAR)
     month = definition.find(f".//{{{T_NS}}}Month")
     month.addprevious(etree.Element(f"{{{T_NS}}}Day"))
-    assert not ews_schema().validate(server_time_zones_response([definition]))
+    assert not schema_validator.schema.validate(server_time_zones_response([definition]))
 
 
 # --- exchangelib -----------------------------------------------------------------------------------------------

@@ -68,6 +68,17 @@ def _stored(ctx: Context, item: Item, action: str) -> Item:
     return item
 
 
+def _item_info(
+    messages: etree._Element, name: str, item: Item | None = None, error: ItemError | None = None
+) -> etree._Element:
+    """An item-info response message: Exchange writes <m:Items> even when it is empty or the item failed."""
+    message = response_message(messages, name, error)
+    holder = sub(message, m("Items"))
+    if item is not None:
+        item_id_element(holder, item)
+    return message
+
+
 def _folder_or_default(ctx: Context, op: etree._Element, tag: str, default: str) -> Folder:
     holder = op.find(m(tag))
     if holder is not None and len(holder):
@@ -94,7 +105,7 @@ def get_item(ctx: Context, op: etree._Element) -> etree._Element:
         try:
             item = find_item(ctx, ref)
         except ItemError as error:
-            sub(response_message(messages, "GetItem", error), m("Items"))
+            _item_info(messages, "GetItem", error=error)
             continue
         message = response_message(messages, "GetItem")
         folder = ctx.store.folder_of(item)
@@ -165,13 +176,9 @@ def create_item(ctx: Context, op: etree._Element) -> etree._Element:
         try:
             item = _create_one(ctx, op, elem)
         except ItemError as error:
-            message = response_message(messages, "CreateItem", error)
-            sub(message, m("Items"))
+            _item_info(messages, "CreateItem", error=error)
             continue
-        message = response_message(messages, "CreateItem")
-        holder = sub(message, m("Items"))
-        if item is not None:
-            item_id_element(holder, item)
+        _item_info(messages, "CreateItem", item)
     return response
 
 
@@ -239,13 +246,9 @@ def update_item(ctx: Context, op: etree._Element) -> etree._Element:
             if item.element == "Message" and disposition in ("SendOnly", "SendAndSaveCopy"):
                 item = _send_draft(ctx, item, disposition == "SendAndSaveCopy")
         except ItemError as error:
-            message = response_message(messages, "UpdateItem", error)
-            sub(message, m("Items"))
+            _item_info(messages, "UpdateItem", error=error)
             continue
-        message = response_message(messages, "UpdateItem")
-        holder = sub(message, m("Items"))
-        if item is not None:
-            item_id_element(holder, item)
+        message = _item_info(messages, "UpdateItem", item)
         sub(sub(message, m("ConflictResults")), t("Count"), "0")
     return response
 
@@ -354,9 +357,7 @@ def move_item(ctx: Context, op: etree._Element) -> etree._Element:
         try:
             moved = ctx.store.move_item(_stored(ctx, find_item(ctx, ref), "move"), destination)
         except ItemError as error:
-            message = response_message(messages, "MoveItem", error)
-            sub(message, m("Items"))
+            _item_info(messages, "MoveItem", error=error)
             continue
-        message = response_message(messages, "MoveItem")
-        item_id_element(sub(message, m("Items")), moved)
+        _item_info(messages, "MoveItem", moved)
     return response
