@@ -23,8 +23,8 @@ _validator: SchemaValidator | None = None
 
 def pytest_configure(config: pytest.Config) -> None:
     global _validator
-    if schema_available():
-        _validator = SchemaValidator(load_schema())
+    if schema_available(schema_dir()):
+        _validator = SchemaValidator(load_schema(schema_dir()))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001 - pytest's hook
@@ -58,7 +58,7 @@ def make_store() -> Store:
     return store
 
 
-def _watch_schema(sandbox: Sandbox) -> Callable[[], None]:
+def watch_schema(sandbox: Sandbox) -> Callable[[], None]:
     """Validate every document this sandbox receives and sends; return a check that fails on new errors."""
     if _validator is None:
         return lambda: None
@@ -76,7 +76,7 @@ def _watch_schema(sandbox: Sandbox) -> Callable[[], None]:
 def sandbox() -> Iterator[Sandbox]:
     """A running sandbox on loopback whose traffic is validated against the EWS schema."""
     box = Sandbox(make_store()).start()
-    check = _watch_schema(box)
+    check = watch_schema(box)
     yield box
     close_connections()
     box.stop()

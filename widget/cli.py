@@ -71,6 +71,8 @@ def _print_banner(sandbox: Sandbox, store_file: Path | None) -> None:
     _say(f"Control API: {sandbox.base_url}/sandbox/")
     _say(f"Auth: {', '.join(sandbox.authenticator.schemes)}")
     _say(f"Store: {store_file} (saved after every change)" if store_file else "Store: in memory")
+    if sandbox.schema_validator is not None:
+        _say("Schema: every SOAP document is validated (see /sandbox/stats)")
     for user in store.users.values():
         extra = "  (can impersonate)" if user.can_impersonate else ""
         _say(f"Account: {user.email}  {user.domain}\\{user.username}  {user.password}{extra}")
@@ -92,8 +94,11 @@ def _print_banner(sandbox: Sandbox, store_file: Path | None) -> None:
 @click.option("--auth", "auth", default="ntlm,basic", show_default=True, help="Accepted auth schemes, in order.")
 @click.option("--lockout", type=click.IntRange(0), default=None,
               help="Failed logins before an account locks (0 never; default 5).")
+@click.option("--schema", "schema_folder", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Validate every SOAP document against the EWS schema in this folder (see /sandbox/stats).")
 def sandbox_command(port: int, host: str, users: tuple[str, ...], impersonator: str | None, seed: str | None,
-                    messages: int, store_file: Path | None, auth: str, lockout: int | None) -> None:
+                    messages: int, store_file: Path | None, auth: str, lockout: int | None,
+                    schema_folder: Path | None) -> None:
     """Run the Exchange sandbox alone: EWS at /EWS/Exchange.asmx and the control API at /sandbox/.
 
     The banner lines "EWS URL: ...", "Control API: ..." and "Account: EMAIL  DOMAIN\\USER  PASSWORD" are printed
@@ -142,6 +147,13 @@ def sandbox_command(port: int, host: str, users: tuple[str, ...], impersonator: 
         _say("The store was loaded from its file: --seed and --messages are ignored")
 
     sandbox = Sandbox(store, auth_schemes=schemes, store_path=store_file)
+    if schema_folder is not None:
+        from .sandbox.schema import schema_available
+
+        if not schema_available(schema_folder):
+            raise click.BadParameter(f"no messages.xsd, types.xsd and xml.xsd in {schema_folder}",
+                                     param_hint="--schema")
+        sandbox.validate_against(schema_folder)
     sandbox.persist()
     try:
         sandbox.start(host, port)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from conftest import PASSWORDS, make_store
+from conftest import PASSWORDS, make_store, watch_schema
 from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Configuration, Credentials, FailFast
 from exchangelib.errors import ErrorImpersonateUserDenied, ErrorNonExistentMailbox, UnauthorizedError
 
@@ -29,6 +29,7 @@ def test_it_lets_exchangelib_discover_auth_type_and_version(sandbox):
 
 def test_it_offers_basic_when_only_basic_is_enabled():
     box = Sandbox(make_store(), auth_schemes=("Basic",)).start()
+    check_schema = watch_schema(box)
     try:
         config = Configuration(
             service_endpoint=box.url,
@@ -42,6 +43,7 @@ def test_it_offers_basic_when_only_basic_is_enabled():
         assert config.auth_type == BASIC
     finally:
         box.stop()
+    check_schema()
 
 
 def test_it_names_the_enabled_schemes_in_its_challenge(sandbox):

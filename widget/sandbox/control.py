@@ -130,7 +130,12 @@ def _route(sandbox: Sandbox, method: str, route: str, body: bytes) -> Reply:
     store = sandbox.store
     if parts == ["stats"] and method == "GET":
         with store.lock:
-            return _reply(200, sandbox.stats.as_dict(store))
+            stats = sandbox.stats.as_dict(store)
+        validator = sandbox.schema_validator
+        if validator is not None:
+            stats["schema"] = {"checked": validator.checked, "invalid": validator.failures[:50],
+                               "invalid_count": len(validator.failures)}
+        return _reply(200, stats)
     if parts == ["faults"]:
         if method == "GET":
             return _reply(200, {"faults": [f.as_dict() for f in sandbox.faults.pending()]})

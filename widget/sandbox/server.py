@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
@@ -39,6 +39,9 @@ from .soap import (
     to_bytes,
 )
 from .store import Store
+
+if TYPE_CHECKING:
+    from .schema import SchemaValidator
 
 log = logging.getLogger(__name__)
 EWS_PATH = "/EWS/Exchange.asmx"
@@ -105,6 +108,7 @@ class Sandbox:
         self.faults = FaultScript()
         self.stats = Stats()
         self.observers: list[Observer] = []
+        self.schema_validator: SchemaValidator | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -152,6 +156,14 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def validate_against(self, schema_folder: Path) -> SchemaValidator:
+        """Check every SOAP document received and sent against the EWS schema in `schema_folder`."""
+        from .schema import SchemaValidator, load_schema
+
+        self.schema_validator = SchemaValidator(load_schema(schema_folder))
+        self.observers.append(self.schema_validator)
+        return self.schema_validator
 
     # -- faults from Python ------------------------------------------------------------------------------------
     def add_fault(self, kind: str, *, operation: str = "*", mailbox: str = "*", times: int = 1, **params: Any) -> Fault:
