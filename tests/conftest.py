@@ -5,71 +5,33 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from ews_schema import SchemaValidator, load_schema, schema_available, schema_dir
+from ews_schema import SchemaValidator, schema_dir, session_validator, watch_schema
 from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Configuration, Credentials, FailFast
 from exchangelib.protocol import BaseProtocol, close_connections
+from org import PASSWORDS, make_store
 
-from widget.sandbox import Sandbox, Store
-
-PASSWORDS = {
-    "alice@contoso.com": "Alice-pw-1",
-    "bob@contoso.com": "Bob-pw-1",
-    "carol@contoso.com": "Carol-pw-1",
-    "svc-crm@contoso.com": "Service-pw-1",
-}
-
-_validator: SchemaValidator | None = None
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    global _validator
-    if schema_available(schema_dir()):
-        _validator = SchemaValidator(load_schema(schema_dir()))
+from widget.sandbox import Sandbox
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001 - pytest's hook
-    if _validator is None:
+    validator = session_validator()
+    if validator is None:
         terminalreporter.write_sep(
             "!", f"EWS SCHEMA NOT FOUND at {schema_dir()}: SOAP documents were NOT validated", red=True, bold=True
         )
         return
     terminalreporter.write_line(
-        f"EWS schema: {_validator.checked} SOAP parts validated, {len(_validator.failures)} invalid"
+        f"EWS schema: {validator.checked} SOAP parts validated, {len(validator.failures)} invalid"
     )
 
 
 @pytest.fixture
 def schema_validator() -> SchemaValidator:
     """The session's validator; fails clearly when the schema folder is missing."""
-    if _validator is None:
+    validator = session_validator()
+    if validator is None:
         pytest.fail(f"The EWS schema is missing: expected it at {schema_dir()} (or set WIDGET_EWS_SCHEMA_DIR)")
-    return _validator
-
-
-def make_store() -> Store:
-    """A small organisation: three people and a service account allowed to impersonate."""
-    store = Store(lockout_threshold=5)
-    store.add_user("alice@contoso.com", PASSWORDS["alice@contoso.com"], "Alice Adams")
-    store.add_user("bob@contoso.com", PASSWORDS["bob@contoso.com"], "Bob Brown")
-    store.add_user("carol@contoso.com", PASSWORDS["carol@contoso.com"], "Carol Chen")
-    store.add_user(
-        "svc-crm@contoso.com", PASSWORDS["svc-crm@contoso.com"], "CRM Service", username="svc-crm", can_impersonate=True
-    )
-    return store
-
-
-def watch_schema(sandbox: Sandbox) -> Callable[[], None]:
-    """Validate every document this sandbox receives and sends; return a check that fails on new errors."""
-    if _validator is None:
-        return lambda: None
-    sandbox.observers.append(_validator)
-    seen = len(_validator.failures)
-
-    def check() -> None:
-        new = _validator.failures[seen:]
-        assert not new, "SOAP documents failed EWS schema validation:\n" + "\n".join(new[:20])
-
-    return check
+    return validator
 
 
 @pytest.fixture

@@ -2,19 +2,73 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
+MIGRATIONS = Path(__file__).parent / "migrations"
+
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the application. Loading it starts nothing: no server, no scheduler, no network."""
-    app = Flask(__name__, instance_relative_config=True, template_folder="../templates", static_folder="../static")
-    app.config.from_mapping(SECRET_KEY=None)
-    if test_config:
-        app.config.update(test_config)
+    from htmx_flask import Htmx
 
     from .cli import register_commands
+    from .config import Settings
+    from .extensions import csrf, db, limiter, login_manager, migrate
+    from .secrets import make_cipher
+    from .security import init_security
+    from .views import register_blueprints
 
+    app = Flask(__name__, instance_relative_config=True, template_folder="../templates", static_folder="../static")
+    test_config = test_config or {}
+    instance = Path(test_config.get("INSTANCE_PATH") or os.environ.get("WIDGET_INSTANCE_PATH") or app.instance_path)
+    settings = Settings.load(instance)
+    app.instance_path = str(instance)
+    app.config.from_mapping(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        SESSION_COOKIE_NAME="widget_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        WTF_CSRF_TIME_LIMIT=8 * 3600,
+        WTF_CSRF_HEADERS=["X-CSRFToken"],
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
+        WIDGET_SETTINGS=settings,
+        WIDGET_AUTO_MIGRATE=True,
+    )
+    app.config.update(test_config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.signin"
+    limiter.init_app(app)
+    Htmx(app)
+    app.extensions["widget.cipher"] = make_cipher(settings.encryption_keys)
+    init_security(app)
+    register_blueprints(app)
     register_commands(app)
+    _migrate_before_serving(app)
     return app
+
+
+def _migrate_before_serving(app: Flask) -> None:
+    """Apply pending migrations before the first request is served (`flask db upgrade` does it ahead of time)."""
+    lock = threading.Lock()
+    state = {"done": not app.config["WIDGET_AUTO_MIGRATE"]}
+
+    @app.before_request
+    def upgrade_once() -> None:
+        if state["done"]:
+            return
+        with lock:
+            if not state["done"]:
+                from flask_migrate import upgrade
+
+                upgrade(directory=str(MIGRATIONS))
+                state["done"] = True

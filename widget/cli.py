@@ -26,6 +26,47 @@ DEFAULT_USER = ("alice@contoso.com", "Alice-pw-1")
 def register_commands(app: Flask) -> None:
     """Add the widget's commands to `app.cli`."""
     app.cli.add_command(sandbox_command)
+    app.cli.add_command(create_admin_command)
+
+
+def _read_new_password() -> str:
+    # A terminal gets a hidden prompt asked twice; a pipe (automation) gives the password on its first line.
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@click.command("create-admin")
+@click.argument("email")
+def create_admin_command(email: str) -> None:
+    """Create an administrator with a local password (prompted, or read from standard input).
+
+    An existing user with this address becomes an administrator; an existing administrator gets the new password.
+    """
+    from flask_migrate import upgrade
+    from werkzeug.security import generate_password_hash
+
+    from . import MIGRATIONS
+    from .extensions import db
+    from .models import User
+
+    email = email.strip().lower()
+    if "@" not in email:
+        raise click.BadParameter(f"{email!r} is not an e-mail address", param_hint="EMAIL")
+    password = _read_new_password()
+    if len(password) < 12:
+        raise click.ClickException("choose a password of at least 12 characters")
+    upgrade(directory=str(MIGRATIONS))
+    user = db.session.scalar(db.select(User).where(User.email == email))
+    created = user is None
+    if created:
+        user = User(email=email, display_name=email.split("@")[0])
+        db.session.add(user)
+    user.is_admin = True
+    user.admin_password_hash = generate_password_hash(password)
+    user.session_version = (user.session_version or 1) + (0 if created else 1)
+    db.session.commit()
+    _say(f"{'Created' if created else 'Updated'} administrator {email}.")
 
 
 def _account(value: str, option: str) -> tuple[str, str]:

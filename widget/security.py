@@ -1,0 +1,101 @@
+"""Living inside a CRM's iframe safely: response headers, the session cookie, sessions that end, CSRF errors.
+
+- CSP `frame-ancestors` lists exactly the CRM origins the administrator allows (none: 'none'); there is no
+  X-Frame-Options, which cannot name several origins.
+- When embedding is on, the session cookie is `SameSite=None; Secure; Partitioned`: the widget runs in a
+  third-party frame, where browsers send only such cookies (Partitioned keeps it to that CRM's frame).
+  Browsers accept Secure cookies from http://localhost, so development works without TLS.
+- A session names the user's session version; signing out or changing the password bumps it, ending every
+  other session (the user loader refuses an old version).
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, g, redirect, render_template, request, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from htmx_flask import make_response as htmx_response
+
+from . import settings
+from .extensions import db, login_manager
+from .models import User
+
+STATIC_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'"
+)
+
+
+def _frame_ancestors() -> str:
+    try:
+        origins = settings.load().frame_origins
+    except Exception:  # no database yet (first start, before migrations): frame nobody
+        origins = []
+    return " ".join(origins) if origins else "'none'"
+
+
+class EmbeddableSessionInterface(SecureCookieSessionInterface):
+    """The session cookie, made fit for a third-party frame when the administrator allows embedding."""
+
+    def _embedding(self) -> bool:
+        if "widget_embedding" not in g:
+            try:
+                g.widget_embedding = settings.load().embedding
+            except Exception:  # no database yet: a plain first-party cookie
+                g.widget_embedding = False
+        return g.widget_embedding
+
+    def get_cookie_samesite(self, app: Flask) -> str | None:
+        return "None" if self._embedding() else "Lax"
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return True if self._embedding() else super().get_cookie_secure(app)
+
+    def get_cookie_partitioned(self, app: Flask) -> bool:
+        return self._embedding()
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = f"{STATIC_CSP}; frame-ancestors {_frame_ancestors()}"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers.setdefault("Cache-Control", "no-store")
+    if response.mimetype == "text/html":
+        # Pages answer htmx requests with fragments and others with whole pages, from the same URLs.
+        response.vary.add("HX-Request")
+    return response
+
+
+@login_manager.user_loader
+def _load_user(session_id: str) -> User | None:
+    user_id, _, version = session_id.partition(":")
+    if not user_id.isdigit() or not version.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or user.disabled or user.session_version != int(version):
+        return None
+    return user
+
+
+@login_manager.unauthorized_handler
+def _unauthorized() -> Response:
+    target = url_for("auth.signin", next=request.full_path if request.method == "GET" else None)
+    if request.headers.get("HX-Request"):
+        # A fragment request cannot follow a redirect into a page: tell htmx to load sign-in as a whole page.
+        return htmx_response("", 401, redirect=target)
+    return redirect(target)
+
+
+def _csrf_error(error: CSRFError) -> tuple[str, int]:
+    return render_template("errors/message.html", title="Please try again",
+                           message="This form has expired or did not come from the widget. "
+                                   "Reload the page and send it again."), 400
+
+
+def init_security(app: Flask) -> None:
+    """Install the session interface, the headers and the error pages."""
+    app.session_interface = EmbeddableSessionInterface()
+    app.after_request(_security_headers)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.context_processor(lambda: {"current_user": current_user})

@@ -1,0 +1,23 @@
+"""The web front end: one blueprint per concern."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template
+
+
+def register_blueprints(app: Flask) -> None:
+    """Register every blueprint and the error pages they share."""
+    from . import account, admin, auth, dashboard, health
+
+    for module in (auth, dashboard, account, admin, health):
+        app.register_blueprint(module.bp)
+
+    @app.errorhandler(429)
+    def too_many(error: Exception) -> tuple[str, int]:
+        return render_template("errors/message.html", title="Too many attempts",
+                               message="Too many attempts in a short time. Wait a minute, then try again."), 429
+
+    @app.errorhandler(404)
+    def not_found(error: Exception) -> tuple[str, int]:
+        return render_template("errors/message.html", title="Not found",
+                               message="There is nothing at this address."), 404

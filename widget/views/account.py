@@ -1,0 +1,57 @@
+"""The user's Exchange password: the Update Password popup."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, current_app, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required, login_user
+
+from .. import settings
+from ..extensions import db, limiter
+from ..models import UserStatus
+from ..secrets import encrypt
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+
+
+def _form(error: str | None = None, status: int = 200, done: bool = False) -> ResponseReturnValue:
+    if not request.headers.get("HX-Request"):
+        template = "account/password.html"
+    elif request.method == "GET":
+        template = "account/password_modal.html"
+    else:
+        template = "account/_password_form.html"  # the form swaps itself inside the open popup
+    return render_template(template, error=error, done=done,
+                           impersonated=settings.load().impersonation and not current_user.has_password), status
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+@limiter.limit("5 per minute", methods=["POST"])
+def password() -> ResponseReturnValue:
+    """Update Password: the new password is checked against Exchange before it replaces the stored one."""
+    if request.method == "GET":
+        return _form()
+    from ..exchange.connection import ExchangeProblem, ServerConfig, verify_user
+
+    new_password = request.form.get("password", "")
+    if not new_password:
+        return _form("Enter your new Exchange password.", 422)
+    current = settings.load()
+    try:
+        server = ServerConfig.from_settings(current, current_app.instance_path)
+        verify_user(server, current_user.email, current_user.exchange_username or current_user.email, new_password)
+    except ExchangeProblem as problem:
+        # The stored password stays as it was.
+        return _form(problem.message, 422 if problem.kind == "credentials" else 503)
+    user = current_user._get_current_object()
+    user.exchange_password = encrypt(new_password)
+    user.status = UserStatus.AUTHORIZED
+    user.sync_due_at = datetime.now(UTC)
+    # Other sessions end; this one carries on with the new session version.
+    user.session_version += 1
+    db.session.commit()
+    login_user(user)
+    return _form(done=True)
