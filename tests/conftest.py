@@ -2,18 +2,51 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
+from contoso import EXTRA_SECRETS, PASSWORDS, make_store
 from ews_schema import SchemaValidator, schema_dir, session_validator, watch_schema
 from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Configuration, Credentials, FailFast
 from exchangelib.protocol import BaseProtocol, close_connections
-from org import PASSWORDS, make_store
+from log_watch import LogCollector, leaks, secret_forms
 
+from widget.exchange.logs import keep_secrets_out_of_exchangelib_logs
 from widget.sandbox import Sandbox
+
+_LOGS = LogCollector()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Every logger at DEBUG, into one collector: the run ends by proving that no password reached a log.
+    # The widget's redaction of exchangelib's logs applies to the whole process, as it does in production.
+    keep_secrets_out_of_exchangelib_logs()
+    root = logging.getLogger()
+    root.addHandler(_LOGS)
+    root.setLevel(logging.DEBUG)
+
+
+def _watched_secrets() -> set[str]:
+    logins = [*PASSWORDS, *(email.split("@")[0] for email in PASSWORDS), "CONTOSO\\alice", "CONTOSO\\bob"]
+    return secret_forms([*PASSWORDS.values(), *EXTRA_SECRETS], logins)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    found = leaks(_LOGS.texts, _watched_secrets())
+    session.config.stash[_LEAKS] = found
+    if found:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_LEAKS = pytest.StashKey[list]()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001 - pytest's hook
+    found = config.stash.get(_LEAKS, [])
+    terminalreporter.write_line(f"Logs: {len(_LOGS.texts)} records captured, {len(found)} with a password")
+    for text in found[:10]:
+        terminalreporter.write_line(f"  password in a log: {text}", red=True)
     validator = session_validator()
     if validator is None:
         terminalreporter.write_sep(

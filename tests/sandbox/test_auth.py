@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import requests
+from contoso import PASSWORDS, make_store
 from ews_schema import watch_schema
 from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Configuration, Credentials, FailFast
 from exchangelib.errors import ErrorImpersonateUserDenied, ErrorNonExistentMailbox, UnauthorizedError
-from org import PASSWORDS, make_store
 
 from widget.sandbox import Sandbox
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from contoso import PASSWORDS
 from ews_client import fill_inbox, sync_page
 from exchangelib import (
     BASIC,
@@ -28,7 +29,6 @@ from exchangelib import (
 )
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
 from exchangelib.properties import EWS_ID, AlternateId
-from org import PASSWORDS
 
 from widget.exchange.availability import get_availability
 

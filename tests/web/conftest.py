@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from contoso import EXTRA_SECRETS
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -23,7 +24,7 @@ from widget.models import User
 POSTGRES_URL = os.environ.get("WIDGET_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 ADMIN_EMAIL = "admin@example.com"
-ADMIN_PASSWORD = "Admin-password-1"
+ADMIN_PASSWORD = EXTRA_SECRETS[0]
 
 
 @pytest.fixture(params=BACKENDS)

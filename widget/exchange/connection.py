@@ -107,6 +107,8 @@ def exchange_login(email: str, domain: str = "") -> str:
     domain = domain.strip().rstrip("\\")
     if "\\" in email:
         return email
+    if "\\" in domain:  # the whole DOMAIN\user name was typed into the domain field
+        return domain
     if domain:
         return f"{domain}\\{email.split('@')[0]}"
     return email
@@ -147,7 +149,10 @@ def explain(error: BaseException) -> ExchangeProblem:
         return ExchangeProblem("access", "Exchange denied access to this mailbox.")
     if isinstance(error, (ews_errors.ErrorServerBusy, ews_errors.RateLimitError)):
         return ExchangeProblem("throttled", "Exchange is busy right now. Try again in a minute.")
-    if "timed out" in text.lower() or "timeout" in text.lower():
+    if "Failed to establish a new connection" in text or "Connection refused" in text:
+        return ExchangeProblem("unreachable", "The Exchange server cannot be reached right now. "
+                                              "Try again later, or tell your administrator.")
+    if "timed out" in text.lower():
         return ExchangeProblem("timeout", "The Exchange server did not answer in time. Try again later.")
     if isinstance(error, (ssl.SSLError, requests.exceptions.SSLError)) or "SSL" in text or "certificate" in text:
         return ExchangeProblem("tls", "The Exchange server's certificate could not be verified. "

@@ -11,7 +11,8 @@ import logging
 import re
 
 _AUTHORIZATION = re.compile(r"(?i)('?(?:proxy-)?authorization'?\s*[:=]\s*)('[^']*'|\"[^\"]*\"|[^,}\n]+)")
-_SOAP_TEXT = re.compile(r"(?:b['\"])?<\?xml.*?Envelope>['\"]?|<(?:s|soap):Envelope.*?Envelope>", re.S)
+# From the XML declaration or the Envelope's start to the Envelope's end (or to the end, if cut short).
+_SOAP_TEXT = re.compile(r"(?:b['\"])?(?:<\?xml|<(?:\w+:)?Envelope\b).*?(?:</(?:\w+:)?Envelope>['\"]?|\Z)", re.S)
 
 
 def redact(text: str) -> str:

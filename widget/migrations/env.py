@@ -1,5 +1,4 @@
 import logging
-from logging.config import fileConfig
 
 from flask import current_app
 
@@ -11,8 +10,8 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-# Keep the application's loggers working: a migration applied at start-up must not silence them.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# No logging.config.fileConfig here: migrations run inside the application (at start-up, in `flask db`),
+# whose logging they must leave as it is.
 logger = logging.getLogger('alembic.env')
 
 

@@ -55,7 +55,9 @@ def _render_signin(error: str | None = None, status: int = 200, **values: str) -
 
 
 @bp.route("/signin", methods=["GET", "POST"])
-@limiter.limit("5 per minute", key_func=_address_key, methods=["POST"])
+# Per address: fewer attempts than any sane Active Directory lockout threshold, so that guessing through the
+# widget cannot lock anyone out. Per client: a ceiling for someone trying many addresses.
+@limiter.limit("3 per minute;10 per hour", key_func=_address_key, methods=["POST"])
 @limiter.limit("20 per minute", methods=["POST"])
 def signin() -> Response | tuple[str, int]:
     """Authorize: the email, password and domain are checked live against Exchange before anything is stored."""
