@@ -1,0 +1,120 @@
+"""Setting the widget up (create-admin, the first-run page, migrations) and the headers that keep it safe in a frame."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from contoso import PASSWORDS
+from flask_migrate import upgrade
+from web_helpers import csrf_token, post
+
+from widget import MIGRATIONS, create_app, settings
+from widget.extensions import db
+from widget.models import User
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _flask(*args: str, instance: Path, stdin: str = "") -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIDGET_")}
+    env["WIDGET_INSTANCE_PATH"] = str(instance)
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "widget", *args], input=stdin, text=True,
+                          capture_output=True, env=env, cwd=ROOT, timeout=60)
+
+
+def test_it_creates_an_administrator_from_the_command_line(tmp_path):
+    instance = tmp_path / "instance"
+    result = _flask("create-admin", "Boss@Example.com", instance=instance, stdin="Long-enough-pw-1\n")
+    assert result.returncode == 0, result.stderr
+    assert "Created administrator boss@example.com." in result.stdout
+    for name in ("widget.sqlite3", "secret_key", "encryption_key"):
+        assert (instance / name).stat().st_mode & 0o777 == 0o600
+    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True})
+    client = app.test_client()
+    reply = post(client, "/signin", {"email": "boss@example.com", "password": "Long-enough-pw-1"})
+    assert reply.status_code == 302 and client.get("/admin/").status_code == 200
+
+
+def test_it_refuses_a_short_administrator_password(tmp_path):
+    result = _flask("create-admin", "boss@example.com", instance=tmp_path / "i", stdin="short\n")
+    assert result.returncode != 0 and "at least 12 characters" in result.stderr
+
+
+def test_it_migrates_a_database_on_request(tmp_path):
+    result = _flask("db", "upgrade", instance=tmp_path / "instance")
+    assert result.returncode == 0, result.stderr
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance")})
+    with app.app_context():
+        assert set(db.inspect(db.engine).get_table_names()) >= {"users", "settings", "launch_nonces",
+                                                                 "alembic_version"}
+
+
+def test_it_migrates_when_it_starts_serving(tmp_path):
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance")})
+    assert app.test_client().get("/healthz").get_json() == {"status": "ok", "database": "ok"}
+    with app.app_context():
+        assert "users" in db.inspect(db.engine).get_table_names()
+
+
+def test_it_guards_the_first_run_setup_with_a_token_printed_on_the_console(tmp_path, capfd):
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "TESTING": True})
+    client = app.test_client()
+    assert client.get("/setup").status_code == 403
+    printed = capfd.readouterr().err
+    assert "No administrator yet. Create one at: http://localhost/setup?token=" in printed
+    token = printed.rsplit("token=", 1)[1].split()[0]
+    assert client.get("/setup?token=wrong").status_code == 403
+    page = client.get(f"/setup?token={token}")
+    assert page.status_code == 200 and 'for="confirm"' in page.get_data(as_text=True)
+    data = {"token": token, "email": "first@example.com", "password": "First-admin-pw-1",
+            "confirm": "First-admin-pw-1", "csrf_token": csrf_token(client, f"/setup?token={token}")}
+    assert client.post("/setup", data={**data, "confirm": "different"}).status_code == 422
+    reply = client.post("/setup", data=data)
+    assert reply.status_code == 302 and reply.headers["Location"] == "/admin/"
+    assert client.get(f"/setup?token={token}").status_code == 404  # once there is an administrator, never again
+    with app.app_context():
+        assert db.session.scalar(db.select(User).where(User.email == "first@example.com")).is_admin
+
+
+def test_it_sends_a_content_security_policy_that_frames_only_allowed_crm_origins(app, client):
+    reply = client.get("/signin")
+    csp = reply.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "X-Frame-Options" not in reply.headers
+    with app.test_request_context():
+        settings.save({"frame_origins": ["https://crm.zoho.com", "https://crm.example.org:8443"]})
+    csp = client.get("/signin").headers["Content-Security-Policy"]
+    assert "frame-ancestors https://crm.zoho.com https://crm.example.org:8443" in csp
+
+
+def test_it_makes_the_session_cookie_fit_for_a_third_party_frame_only_when_embedding(app, sign_in):
+    plain = sign_in("alice@contoso.com", PASSWORDS["alice@contoso.com"]).headers.getlist("Set-Cookie")[-1]
+    assert "SameSite=Lax" in plain and "HttpOnly" in plain and "Partitioned" not in plain
+    with app.test_request_context():
+        settings.save({"frame_origins": ["https://crm.zoho.com"]})
+    embedded_client = app.test_client()
+    reply = post(embedded_client, "/signin", {"email": "bob@contoso.com", "password": PASSWORDS["bob@contoso.com"]})
+    cookie = reply.headers.getlist("Set-Cookie")[-1]
+    assert "SameSite=None" in cookie and "Secure" in cookie and "Partitioned" in cookie and "HttpOnly" in cookie
+
+
+def test_it_varies_pages_on_hx_request(client):
+    assert "HX-Request" in client.get("/signin").headers["Vary"]
+
+
+@pytest.mark.parametrize("value", ["no", "maybe"])
+def test_it_names_a_bad_environment_setting(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("WIDGET_IMPERSONATION", value)
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "WIDGET_AUTO_MIGRATE": False})
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS))
+    with app.test_request_context():
+        if value == "no":
+            assert settings.load().impersonation is False and "impersonation" in settings.load().pinned
+        else:
+            with pytest.raises(ValueError, match="WIDGET_IMPERSONATION must be on or off"):
+                settings.load()
