@@ -6,7 +6,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -63,7 +74,11 @@ class User(UserMixin, db.Model):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
     authorized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    sync_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sync_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Set while a sync of this account runs (an atomic claim: an account never syncs twice at once).
+    sync_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sync_claimed_by: Mapped[str | None] = mapped_column(String(100))
+    sync_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_sync_outcome: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -100,3 +115,128 @@ class LaunchNonce(db.Model):
 
     nonce: Mapped[str] = mapped_column(String(100), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# -- the CRM directory ---------------------------------------------------------------------------------------------
+CRM_MODULES = ("Contacts", "Leads", "Accounts", "Deals")
+
+
+class CrmRecord(db.Model):
+    """A record of the CRM (a contact, lead, account or deal), known by the CRM's own id."""
+
+    __tablename__ = "crm_records"
+    __table_args__ = (UniqueConstraint("module", "crm_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    module: Mapped[str] = mapped_column(String(20))
+    crm_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(300), default="")
+    # Relations by the CRM's ids, so that a record may arrive before the one it points to.
+    account_crm_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    contact_crm_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CrmAddress(db.Model):
+    """An email address of a CRM record (lower-cased)."""
+
+    __tablename__ = "crm_addresses"
+    __table_args__ = (UniqueConstraint("record_id", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("crm_records.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(320), index=True)
+
+
+class ApiToken(db.Model):
+    """A bearer token for the CRM's webhooks (only its SHA-256 is kept)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# -- synced mail ---------------------------------------------------------------------------------------------------
+class FolderSync(db.Model):
+    """Where the sync of one folder of one user's mailbox stands: the Exchange sync state of the last stored page.
+
+    The state and the items of its page are committed in one transaction, so the state is never ahead of them.
+    """
+
+    __tablename__ = "folder_syncs"
+    __table_args__ = (UniqueConstraint("user_id", "folder"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    folder: Mapped[str] = mapped_column(String(200))  # a distinguished name (inbox, sentitems) or a folder name
+    sync_state: Mapped[str | None] = mapped_column(Text)
+    # A full pass (first sync, or after ErrorInvalidSyncStateData) deletes nothing until it completes: items
+    # not seen by the pass that began at `pass_started_at` are removed only at its end.
+    pass_number: Mapped[int] = mapped_column(Integer, default=0)
+    pass_complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Email(db.Model):
+    """A message of a user's mailbox that the widget keeps (by default only mail that matches a CRM record)."""
+
+    __tablename__ = "emails"
+    __table_args__ = (UniqueConstraint("user_id", "item_id"), Index("ix_emails_user_received", "user_id",
+                                                                     "received_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    item_id: Mapped[str] = mapped_column(String(512))
+    change_key: Mapped[str | None] = mapped_column(String(200))
+    folder: Mapped[str] = mapped_column(String(200))
+    direction: Mapped[str] = mapped_column(String(10), default="received")  # "received" or "sent"
+    subject: Mapped[str] = mapped_column(Text, default="")
+    sender_address: Mapped[str] = mapped_column(String(320), default="")
+    sender_name: Mapped[str] = mapped_column(String(300), default="")
+    to_recipients: Mapped[list] = mapped_column(JSON, default=list)  # [[address, name], ...]
+    cc_recipients: Mapped[list] = mapped_column(JSON, default=list)
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    is_read: Mapped[bool] = mapped_column(Boolean, default=False)
+    internet_message_id: Mapped[str | None] = mapped_column(String(500), index=True)
+    has_attachments: Mapped[bool] = mapped_column(Boolean, default=False)
+    attachments: Mapped[list] = mapped_column(JSON, default=list)  # [[name, size], ...]
+    body_html: Mapped[str | None] = mapped_column(Text)
+    body_text: Mapped[str | None] = mapped_column(Text)
+    seen_in_pass: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EmailAddress(db.Model):
+    """Who an email is from and to (lower-cased), by which it is matched to CRM records."""
+
+    __tablename__ = "email_addresses"
+    __table_args__ = (UniqueConstraint("email_id", "address", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_id: Mapped[int] = mapped_column(ForeignKey("emails.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(320), index=True)
+    role: Mapped[str] = mapped_column(String(4))  # "from", "to" or "cc"
+
+
+class SyncRun(db.Model):
+    """One sync of one account: when, what changed, how many requests, and the error if any."""
+
+    __tablename__ = "sync_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    folders: Mapped[list] = mapped_column(JSON, default=list)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    deleted: Mapped[int] = mapped_column(Integer, default=0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str] = mapped_column(String(20), default="running")  # running, ok, error, throttled, ...
+    error: Mapped[str | None] = mapped_column(String(1000))

@@ -53,6 +53,12 @@ def test_it_migrates_a_database_on_request(tmp_path):
                                                                  "alembic_version"}
 
 
+def test_it_has_migrations_that_match_the_models(tmp_path):
+    assert _flask("db", "upgrade", instance=tmp_path / "instance").returncode == 0
+    result = _flask("db", "check", instance=tmp_path / "instance")
+    assert result.returncode == 0 and "No new upgrade operations detected" in result.stdout + result.stderr
+
+
 def test_it_migrates_when_it_starts_serving(tmp_path):
     app = create_app({"INSTANCE_PATH": str(tmp_path / "instance")})
     assert app.test_client().get("/healthz").get_json() == {"status": "ok", "database": "ok"}
