@@ -45,6 +45,26 @@ _VERSION_BUILDS = {
 }
 
 
+class FailFastWithBackOff(FailFast):
+    """exchangelib's FailFast that still reports how long the server asked to wait (HTTP 503 Retry-After).
+
+    The widget never sleeps inside a request or a sync: a throttled account is rescheduled after the back-off,
+    which exchangelib's ErrorServerBusy.back_off then carries (FailFast alone drops Retry-After).
+    """
+
+    def raise_response_errors(self, response: Any) -> None:
+        try:
+            super().raise_response_errors(response)
+        except (ews_errors.ErrorInternalServerTransientError, ews_errors.ErrorServerBusy) as error:
+            try:
+                retry_after = int(response.headers.get("Retry-After", "0"))
+            except ValueError:
+                retry_after = 0
+            if retry_after > 0:
+                raise ews_errors.ErrorServerBusy(str(error), back_off=retry_after) from None
+            raise
+
+
 class ExchangeProblem(Exception):
     """Exchange could not be used; `kind` says why for code, `message` for people (no secret in either)."""
 
@@ -126,7 +146,7 @@ def account_for(server: ServerConfig, mailbox: str, username: str, password: str
         credentials=Credentials(username, password),
         auth_type=_AUTH_TYPES.get(server.auth, NTLM),
         version=version,
-        retry_policy=FailFast() if fail_fast else FaultTolerance(max_wait=60),
+        retry_policy=FailFastWithBackOff() if fail_fast else FaultTolerance(max_wait=60),
     )
     return Account(mailbox, config=config, autodiscover=False, access_type=IMPERSONATION if impersonate else DELEGATE)
 

@@ -1,0 +1,172 @@
+"""The email sync engine against the sandbox: what is stored, what changes, and how faults leave the account."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from contoso import PASSWORDS
+
+from widget import settings
+from widget.extensions import db
+from widget.models import CrmAddress, CrmRecord, Email, FolderSync, SyncRun, User
+from widget.sandbox.delivery import deliver_message, message_defaults
+from widget.sandbox.items import Body, Mailbox
+from widget.secrets import encrypt
+from widget.sync.runner import run_sync
+
+CUSTOMER = "lena.fischer@acme.example"
+STRANGER = "noreply@newsletter.example"
+
+
+def _deliver(sandbox, sender: str, subject: str, *, to: str = "alice@contoso.com", days_ago: float = 1) -> None:
+    when = datetime.now(UTC) - timedelta(days=days_ago)
+    props = {"Subject": subject, "ToRecipients": [Mailbox(to)], "Body": Body("HTML", f"<p>{subject}</p>")}
+    message_defaults(props, Mailbox(sender, sender.split("@")[0].title()), when)
+    deliver_message(sandbox.store, props, when)
+
+
+@pytest.fixture
+def alice(app):
+    """Alice, authorized, and one CRM contact whose mail she receives."""
+    with app.app_context():
+        user = User(email="alice@contoso.com", exchange_username="alice@contoso.com",
+                    exchange_password=encrypt(PASSWORDS["alice@contoso.com"]), status="authorized")
+        record = CrmRecord(module="Contacts", crm_id="C-1", name="Lena Fischer")
+        db.session.add_all([user, record])
+        db.session.flush()
+        db.session.add(CrmAddress(record_id=record.id, address=CUSTOMER))
+        db.session.commit()
+        return user.id
+
+
+def _sync(app, user_id: int) -> SyncRun:
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        run = run_sync(user)
+        db.session.refresh(run)
+        db.session.expunge_all()
+        return run
+
+
+def _stored(app, user_id: int) -> dict[str, Email]:
+    with app.app_context():
+        emails = db.session.scalars(db.select(Email).where(Email.user_id == user_id)).all()
+        db.session.expunge_all()
+        return {e.subject: e for e in emails}
+
+
+def _user(app, user_id: int) -> User:
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        db.session.expunge(user)
+        return user
+
+
+def test_it_stores_only_mail_that_matches_a_crm_record_with_its_body(app, sandbox, alice):
+    _deliver(sandbox, CUSTOMER, "Quote for 40 seats")
+    _deliver(sandbox, STRANGER, "Weekly deals")
+    run = _sync(app, alice)
+    assert run.outcome == "ok" and run.created == 1
+    stored = _stored(app, alice)
+    assert list(stored) == ["Quote for 40 seats"]
+    email = stored["Quote for 40 seats"]
+    assert email.sender_address == CUSTOMER and email.body_html == "<p>Quote for 40 seats</p>"
+    assert email.direction == "received" and email.to_recipients == [["alice@contoso.com", "alice@contoso.com"]]
+    user = _user(app, alice)
+    assert user.last_sync_outcome == "1 new, 0 changed, 0 removed"
+    assert user.sync_due_at > datetime.now(UTC) + timedelta(minutes=14)
+
+
+def test_it_keeps_sent_mail_and_skips_what_is_older_than_the_history_window(app, sandbox, alice):
+    _deliver(sandbox, CUSTOMER, "Old news", days_ago=45)
+    _deliver(sandbox, CUSTOMER, "Recent", days_ago=2)
+    sandbox.store.add_item(sandbox.store.folder("alice@contoso.com", "sentitems"), "Message", message_defaults(
+        {"Subject": "Our offer", "ToRecipients": [Mailbox(CUSTOMER)], "Body": Body("Text", "Offer attached"),
+         "IsRead": True}, Mailbox("alice@contoso.com", "Alice"), datetime.now(UTC)))
+    _sync(app, alice)
+    stored = _stored(app, alice)
+    assert set(stored) == {"Recent", "Our offer"}
+    assert stored["Our offer"].direction == "sent" and stored["Our offer"].body_text == "Offer attached"
+
+
+def test_it_applies_updates_read_flags_deletes_and_moves_on_the_next_sync(app, sandbox, alice):
+    for subject in ("One", "Two", "Three", "Four"):
+        _deliver(sandbox, CUSTOMER, subject)
+    _sync(app, alice)
+    store = sandbox.store
+    by_subject = {i.props["Subject"]: i for i in store.folder("alice@contoso.com", "inbox").items.values()}
+    by_subject["One"].props["Subject"] = "One (edited)"
+    store.touch(by_subject["One"])
+    by_subject["Two"].props["IsRead"] = True
+    store.touch(by_subject["Two"], read_flag_only=True)
+    store.remove_item(by_subject["Three"])
+    store.move_item(by_subject["Four"], store.folder("alice@contoso.com", "junkemail"))
+    _deliver(sandbox, CUSTOMER, "Five")
+
+    run = _sync(app, alice)
+    assert (run.created, run.updated, run.deleted) == (1, 2, 2)
+    stored = _stored(app, alice)
+    assert set(stored) == {"One (edited)", "Two", "Five"}
+    assert stored["Two"].is_read is True
+    again = _sync(app, alice)
+    assert (again.created, again.updated, again.deleted) == (0, 0, 0)
+    assert again.requests == 2  # one SyncFolderItems per folder when nothing changed
+
+
+def test_it_recovers_from_an_invalid_sync_state_without_losing_or_duplicating(app, sandbox, alice):
+    for subject in ("A", "B", "C"):
+        _deliver(sandbox, CUSTOMER, subject)
+    _sync(app, alice)
+    before = {s: e.id for s, e in _stored(app, alice).items()}
+    inbox = sandbox.store.folder("alice@contoso.com", "inbox")
+    sandbox.store.remove_item(next(i for i in inbox.items.values() if i.props["Subject"] == "C"))
+    sandbox.add_fault("invalid_sync_state", operation="SyncFolderItems", mailbox="alice@contoso.com")
+    run = _sync(app, alice)
+    assert run.outcome == "ok"
+    after = _stored(app, alice)
+    assert set(after) == {"A", "B"} and {s: e.id for s, e in after.items()} == {"A": before["A"], "B": before["B"]}
+    with app.app_context():
+        state = db.session.scalar(db.select(FolderSync).where(FolderSync.folder == "inbox"))
+        assert state.pass_number == 2 and state.pass_complete
+
+
+def test_it_marks_the_account_needs_password_after_one_refused_attempt(app, sandbox, alice):
+    sandbox.store.set_password("alice@contoso.com", "Changed-elsewhere-1")
+    run = _sync(app, alice)
+    assert run.outcome == "needs_password" and "did not accept" in run.error
+    user = _user(app, alice)
+    assert user.status == "needs_password" and user.sync_due_at is None
+    assert sandbox.store.users["alice@contoso.com"].failed_logins == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "outcome", "due_after", "due_before"),
+    [
+        ("server_busy", {"back_off_ms": 90_000}, "throttled", 85, 95),
+        ("http_503", {"retry_after": 120}, "throttled", 115, 125),
+        ("mailbox_move", {}, "mailbox_moving", 295, 305),
+        ("http_500", {}, "error", 55, 65),
+        ("drop", {}, "error", 55, 65),
+    ],
+)
+def test_it_reschedules_after_a_fault_without_sleeping(app, sandbox, alice, kind, params, outcome, due_after,
+                                                        due_before):
+    _deliver(sandbox, CUSTOMER, "Hello")
+    sandbox.add_fault(kind, operation="SyncFolderItems", mailbox="alice@contoso.com", **params)
+    started = datetime.now(UTC)
+    run = _sync(app, alice)
+    assert run.outcome == outcome and (datetime.now(UTC) - started).total_seconds() < 10
+    due = (_user(app, alice).sync_due_at - started).total_seconds()
+    assert due_after <= due <= due_before
+    assert _stored(app, alice) == {}
+    assert _sync(app, alice).outcome == "ok" and list(_stored(app, alice)) == ["Hello"]
+
+
+def test_it_keeps_email_sync_off_when_another_integration_owns_email(app, sandbox, alice):
+    _deliver(sandbox, CUSTOMER, "Hello")
+    with app.test_request_context():
+        settings.save({"other_email_integration": True})
+    run = _sync(app, alice)
+    assert run.outcome == "off" and "another email integration" in _user(app, alice).last_sync_outcome
+    assert _stored(app, alice) == {} and sandbox.stats.operations["SyncFolderItems"] == 0

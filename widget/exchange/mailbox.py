@@ -1,0 +1,153 @@
+"""The mailbox port for mail: one SyncFolderItems page at a time, and message bodies in GetItem batches.
+
+exchangelib's Folder.sync_items() saves its sync state only once its whole generator is consumed; the sync
+engine needs each page's changes together with that page's state, to commit both in one transaction. So this
+module drives exchangelib's SyncFolderItems service directly, page by page, asking only for the fields the
+widget keeps (never the MIME content).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from exchangelib import Account, EWSTimeZone, Message
+from exchangelib.fields import FieldPath
+from exchangelib.folders import BaseFolder
+from exchangelib.items import Item
+from exchangelib.services import SyncFolderItems
+
+_EWS_UTC = EWSTimeZone("UTC")
+PAGE_SIZE = 512  # Exchange's maximum for SyncFolderItems
+BODY_BATCH = 100  # messages per GetItem when fetching bodies
+SUMMARY_FIELDS = (
+    "subject", "sender", "author", "to_recipients", "cc_recipients", "datetime_received", "datetime_sent",
+    "is_read", "message_id", "has_attachments",
+)
+DISTINGUISHED = {"inbox": "inbox", "sentitems": "sent", "drafts": "drafts", "deleteditems": "trash",
+                 "junkemail": "junk"}
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    """What the sync keeps of a message before deciding whether to store it (no body yet)."""
+
+    item_id: str
+    change_key: str
+    subject: str
+    sender: tuple[str, str]  # (address, name), address lower-cased
+    to: list[tuple[str, str]]
+    cc: list[tuple[str, str]]
+    received_at: datetime | None
+    sent_at: datetime | None
+    is_read: bool
+    internet_message_id: str | None
+    has_attachments: bool
+
+    def addresses(self) -> set[str]:
+        """Every address on the message."""
+        return {self.sender[0], *(a for a, _ in self.to), *(a for a, _ in self.cc)} - {""}
+
+
+@dataclass
+class SyncPage:
+    """One page of changes of a folder, and the sync state that follows it."""
+
+    changed: list[MessageSummary] = field(default_factory=list)  # created or updated
+    deleted: list[str] = field(default_factory=list)
+    read_flags: list[tuple[str, bool]] = field(default_factory=list)
+    sync_state: str = ""
+    done: bool = True
+
+
+@dataclass(frozen=True)
+class MessageBody:
+    """A message's body and attachment list, fetched only for messages the widget stores."""
+
+    html: str | None
+    text: str | None
+    attachments: list[tuple[str, int]]
+
+
+def _address(mailbox: object | None) -> tuple[str, str]:
+    if mailbox is None:
+        return ("", "")
+    return ((getattr(mailbox, "email_address", None) or "").lower(), getattr(mailbox, "name", None) or "")
+
+
+def _plain(value: datetime | None) -> datetime | None:
+    """An exchangelib EWSDateTime as a plain UTC datetime (the rest of the widget knows nothing of exchangelib)."""
+    if value is None:
+        return None
+    utc = value.astimezone(_EWS_UTC)
+    return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC)
+
+
+def _summary(item: Message) -> MessageSummary:
+    sender = item.sender or getattr(item, "author", None)
+    return MessageSummary(
+        item_id=item.id, change_key=item.changekey, subject=item.subject or "",
+        sender=_address(sender), to=[_address(m) for m in item.to_recipients or []],
+        cc=[_address(m) for m in item.cc_recipients or []], received_at=_plain(item.datetime_received),
+        sent_at=_plain(item.datetime_sent), is_read=bool(item.is_read), internet_message_id=item.message_id,
+        has_attachments=bool(item.has_attachments),
+    )
+
+
+class MailboxPort:
+    """One mailbox, reached through an exchangelib Account (the user's own credentials, or impersonated)."""
+
+    def __init__(self, account: Account):
+        self.account = account
+        self.requests = 0
+        self._fields = {FieldPath(field=Message.get_field_by_fieldname(name)) for name in SUMMARY_FIELDS}
+
+    def folder(self, name: str) -> BaseFolder:
+        """A folder by its distinguished name (inbox, sentitems, ...) or by its display name."""
+        attribute = DISTINGUISHED.get(name.lower())
+        if attribute:
+            return getattr(self.account, attribute)
+        for folder in self.account.msg_folder_root.walk():
+            if folder.name and folder.name.lower() == name.lower():
+                return folder
+        raise LookupError(f"no folder named {name!r} in {self.account.primary_smtp_address}")
+
+    def sync_page(self, folder: BaseFolder, sync_state: str | None, max_changes: int = PAGE_SIZE) -> SyncPage:
+        """The next page of changes since `sync_state` (None: from the start)."""
+        service = SyncFolderItems(account=self.account)
+        page = SyncPage()
+        self.requests += 1
+        for kind, value in service.call(folder=folder, shape="IdOnly", additional_fields=self._fields,
+                                        sync_state=sync_state, ignore=None, max_changes_returned=max_changes,
+                                        sync_scope=None):
+            if kind in (service.CREATE, service.UPDATE):
+                if isinstance(value, Message):
+                    page.changed.append(_summary(value))
+            elif kind == service.DELETE:
+                page.deleted.append(value.id)
+            elif kind == service.READ_FLAG_CHANGE:
+                item_id, is_read = value
+                page.read_flags.append((item_id.id, is_read))
+        page.sync_state = service.sync_state
+        page.done = bool(service.includes_last_item_in_range)
+        return page
+
+    def bodies(self, item_ids: Iterable[str]) -> Iterator[tuple[str, MessageBody | None]]:
+        """Bodies and attachment names of messages, in GetItem batches; None for a message gone meanwhile."""
+        ids = list(item_ids)
+        for start in range(0, len(ids), BODY_BATCH):
+            batch = ids[start:start + BODY_BATCH]
+            self.requests += 1
+            fetched = self.account.fetch(ids=[(item_id, None) for item_id in batch],
+                                         only_fields=["body", "attachments"])
+            for item_id, item in zip(batch, fetched, strict=True):
+                if not isinstance(item, Item):
+                    yield item_id, None
+                    continue
+                body = item.body
+                is_html = body is not None and type(body).__name__ == "HTMLBody"
+                attachments = [(a.name or "attachment", int(a.size or 0)) for a in item.attachments or []]
+                yield item_id, MessageBody(html=str(body) if is_html else None,
+                                           text=None if is_html or body is None else str(body),
+                                           attachments=attachments)

@@ -1,0 +1,231 @@
+"""Email sync: Exchange → the widget, one SyncFolderItems page at a time, each page committed with its state.
+
+For each folder: ask for the next page since the stored sync state; decide which messages to keep (not
+excluded; matching a CRM record unless the administrator stores all mail; inside the history window on a
+first pass); fetch the bodies of the kept ones; then, in ONE transaction, upsert them, apply deletes and read
+flags, and store the page's new sync state. A crash between pages loses nothing and duplicates nothing: the
+state stored is always that of the last stored page.
+
+A full pass (the first sync, or after Exchange declared a sync state invalid) marks every message it sees;
+only when it completes are the folder's messages that it did not see deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from exchangelib.errors import ErrorInvalidSyncStateData
+
+from ..exchange.mailbox import MailboxPort, MessageBody, MessageSummary
+from ..extensions import db
+from ..models import CrmAddress, Email, EmailAddress, FolderSync, User
+
+Progress = Callable[[str, int], None]  # (folder, messages handled so far) — for "Sync now" progress
+
+
+@dataclass
+class MailRules:
+    """What the administrator decided about which mail the widget keeps."""
+
+    excluded_addresses: frozenset[str] = frozenset()
+    excluded_domains: frozenset[str] = frozenset()
+    store_unmatched: bool = False
+    history_days: int = 30
+    crm_addresses: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, current: Any) -> MailRules:
+        """The rules of the admin settings, with the CRM directory's addresses."""
+        addresses = frozenset(db.session.scalars(db.select(CrmAddress.address).distinct()))
+        return cls(frozenset(current.excluded_addresses), frozenset(current.excluded_domains),
+                   current.store_unmatched_email, current.sync_history_days, addresses)
+
+    def excluded(self, message: MessageSummary) -> bool:
+        """Mail to or from an excluded address or domain is never stored."""
+        return any(address in self.excluded_addresses or address.rpartition("@")[2] in self.excluded_domains
+                   for address in message.addresses())
+
+    def wanted(self, message: MessageSummary, owner: str, first_pass: bool, now: datetime) -> bool:
+        """Whether a message not stored yet should be."""
+        if self.excluded(message):
+            return False
+        if first_pass and message.received_at and message.received_at < now - timedelta(days=self.history_days):
+            return False
+        return self.store_unmatched or bool((message.addresses() - {owner}) & self.crm_addresses)
+
+
+@dataclass
+class FolderResult:
+    """What one folder's sync changed."""
+
+    folder: str
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    pages: int = 0
+    full_pass: bool = False
+
+
+@dataclass
+class MailSyncResult:
+    """What a sync of one mailbox changed, folder by folder."""
+
+    folders: list[FolderResult] = field(default_factory=list)
+
+    @property
+    def created(self) -> int:
+        """Messages stored for the first time."""
+        return sum(f.created for f in self.folders)
+
+    @property
+    def updated(self) -> int:
+        """Messages changed (subject, read flag, ...)."""
+        return sum(f.updated for f in self.folders)
+
+    @property
+    def deleted(self) -> int:
+        """Messages removed (deleted or moved away in Exchange)."""
+        return sum(f.deleted for f in self.folders)
+
+
+def _folder_state(user: User, folder: str) -> FolderSync:
+    state = db.session.scalar(db.select(FolderSync).where(FolderSync.user_id == user.id, FolderSync.folder == folder))
+    if state is None:
+        state = FolderSync(user_id=user.id, folder=folder, pass_number=0, pass_complete=False)
+        db.session.add(state)
+        db.session.flush()
+    return state
+
+
+def _apply_summary(email: Email, message: MessageSummary) -> None:
+    email.change_key = message.change_key
+    email.subject = message.subject
+    email.sender_address, email.sender_name = message.sender
+    email.to_recipients = [list(pair) for pair in message.to]
+    email.cc_recipients = [list(pair) for pair in message.cc]
+    email.received_at = message.received_at
+    email.sent_at = message.sent_at
+    email.is_read = message.is_read
+    email.internet_message_id = message.internet_message_id
+    email.has_attachments = message.has_attachments
+
+
+def _set_addresses(email: Email, message: MessageSummary) -> None:
+    db.session.execute(db.delete(EmailAddress).where(EmailAddress.email_id == email.id))
+    rows = {(message.sender[0], "from")} | {(a, "to") for a, _ in message.to} | {(a, "cc") for a, _ in message.cc}
+    db.session.add_all(EmailAddress(email_id=email.id, address=address, role=role) for address, role in rows
+                       if address)
+
+
+def _apply_body(email: Email, body: MessageBody | None) -> None:
+    if body is not None:
+        email.body_html, email.body_text = body.html, body.text
+        email.attachments = [list(pair) for pair in body.attachments]
+
+
+def _store_page(user: User, folder: str, state: FolderSync, page: Any, port: MailboxPort, rules: MailRules,
+                result: FolderResult, now: datetime) -> None:
+    """Apply one page and store its sync state, in one transaction."""
+    first_pass = not state.pass_complete
+    ids = [m.item_id for m in page.changed]
+    existing = {e.item_id: e for e in db.session.scalars(
+        db.select(Email).where(Email.user_id == user.id, Email.item_id.in_(ids)))} if ids else {}
+    to_create = [m for m in page.changed if m.item_id not in existing
+                 and rules.wanted(m, user.email, first_pass, now)]
+    to_update = [m for m in page.changed if m.item_id in existing]
+    # Bodies only for what is stored, and again only when the message changed.
+    changed_ids = [m.item_id for m in to_create] + [m.item_id for m in to_update
+                                                     if existing[m.item_id].change_key != m.change_key]
+    bodies = dict(port.bodies(changed_ids)) if changed_ids else {}
+
+    direction = "sent" if folder == "sentitems" else "received"
+    for message in to_create:
+        if message.item_id in bodies and bodies[message.item_id] is None:
+            continue  # gone from Exchange since the page was read; the next page deletes nothing of ours
+        email = Email(user_id=user.id, item_id=message.item_id, folder=folder, direction=direction,
+                      seen_in_pass=state.pass_number)
+        _apply_summary(email, message)
+        _apply_body(email, bodies.get(message.item_id))
+        db.session.add(email)
+        db.session.flush()
+        _set_addresses(email, message)
+        result.created += 1
+    for message in to_update:
+        email = existing[message.item_id]
+        email.seen_in_pass = state.pass_number
+        if email.change_key == message.change_key:
+            continue  # unchanged: a full pass sees every message again
+        if rules.excluded(message):
+            db.session.delete(email)
+            result.deleted += 1
+            continue
+        _apply_summary(email, message)
+        _apply_body(email, bodies.get(message.item_id))
+        _set_addresses(email, message)
+        result.updated += 1
+    if page.deleted:
+        gone = db.session.execute(db.delete(Email).where(Email.user_id == user.id, Email.item_id.in_(page.deleted)))
+        result.deleted += gone.rowcount or 0
+    for item_id, is_read in page.read_flags:
+        email = db.session.scalar(db.select(Email).where(Email.user_id == user.id, Email.item_id == item_id))
+        if email is not None and email.is_read != is_read:
+            email.is_read = is_read
+            result.updated += 1
+    state.sync_state = page.sync_state
+    state.last_synced_at = now
+    db.session.commit()
+
+
+def _finish_full_pass(user: User, folder: str, state: FolderSync, result: FolderResult) -> None:
+    stale = db.session.execute(db.delete(Email).where(
+        Email.user_id == user.id, Email.folder == folder, Email.seen_in_pass < state.pass_number))
+    result.deleted += stale.rowcount or 0
+    state.pass_complete = True
+    db.session.commit()
+
+
+def sync_folder(user: User, folder: str, port: MailboxPort, rules: MailRules, *, progress: Progress | None = None,
+                now: datetime | None = None) -> FolderResult:
+    """Sync one folder until Exchange says it is up to date."""
+    now = now or datetime.now(UTC)
+    state = _folder_state(user, folder)
+    if state.sync_state is None:
+        state.pass_number += 1
+        state.pass_complete = False
+        db.session.commit()
+    result = FolderResult(folder=folder, full_pass=not state.pass_complete)
+    exchange_folder = port.folder(folder)
+    handled = 0
+    while True:
+        try:
+            page = port.sync_page(exchange_folder, state.sync_state)
+        except ErrorInvalidSyncStateData:
+            # Exchange no longer knows our state: start a full pass that deletes nothing until it completes.
+            state.sync_state = None
+            state.pass_number += 1
+            state.pass_complete = False
+            db.session.commit()
+            result.full_pass = True
+            continue
+        result.pages += 1
+        _store_page(user, folder, state, page, port, rules, result, now)
+        handled += len(page.changed) + len(page.deleted) + len(page.read_flags)
+        if progress:
+            progress(folder, handled)
+        if page.done:
+            break
+    if not state.pass_complete:
+        _finish_full_pass(user, folder, state, result)
+    return result
+
+
+def sync_mail(user: User, port: MailboxPort, rules: MailRules, folders: list[str], *,
+              progress: Progress | None = None) -> MailSyncResult:
+    """Sync every mail folder of a user's mailbox."""
+    result = MailSyncResult()
+    for folder in folders:
+        result.folders.append(sync_folder(user, folder, port, rules, progress=progress))
+    return result

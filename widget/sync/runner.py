@@ -1,0 +1,112 @@
+"""One sync of one account, as the scheduler and `flask --app widget sync EMAIL` run it: the right mailbox
+connection, the run recorded, and every failure turned into the account's next state.
+
+- Exchange refuses the stored password (401): the account "needs password" at once and leaves the schedule;
+  it is never retried with that password (a retried wrong password locks people out).
+- Exchange is busy (ErrorServerBusy, HTTP 503): due again after the server's back-off, never a sleep here.
+- The mailbox is being moved: due again in a few minutes; not an authentication problem.
+- Anything else transient: capped exponential back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from exchangelib import errors as ews_errors
+from flask import current_app
+
+from .. import settings
+from ..exchange.connection import ExchangeProblem, ServerConfig, account_for, exchange_login, explain
+from ..exchange.mailbox import MailboxPort
+from ..extensions import db
+from ..models import SyncRun, User, UserStatus
+from ..secrets import decrypt
+from .email import MailRules, Progress, sync_mail
+
+log = logging.getLogger(__name__)
+DEFAULT_BACK_OFF = timedelta(seconds=60)
+MAILBOX_MOVE_RETRY = timedelta(minutes=5)
+MAX_BACK_OFF = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended, in a word for code and a sentence for people."""
+
+    kind: str  # ok, off, needs_password, throttled, mailbox_moving, error
+    message: str
+
+
+def mailbox_for(user: User, current: settings.WidgetSettings) -> MailboxPort:
+    """The user's mailbox: with their stored password, or through the service account when impersonation is on."""
+    server = ServerConfig.from_settings(current, current_app.instance_path)
+    if user.has_password:
+        username = user.exchange_username or user.email
+        return MailboxPort(account_for(server, user.email, username, decrypt(user.exchange_password)))
+    if current.impersonation and current.service_username and current.service_password:
+        login = exchange_login(current.service_username, current.service_domain)
+        return MailboxPort(account_for(server, user.email, login, current.service_password, impersonate=True))
+    raise ExchangeProblem("credentials", "No Exchange password is stored for this account: authorize first.")
+
+
+def _back_off(error: ews_errors.ErrorServerBusy) -> timedelta:
+    seconds = getattr(error, "back_off", None)
+    return timedelta(seconds=seconds) if seconds else DEFAULT_BACK_OFF
+
+
+def run_sync(user: User, *, progress: Progress | None = None, now: datetime | None = None) -> SyncRun:
+    """Sync one account now; record the run and set when the account is due next. Never raises for Exchange."""
+    now = now or datetime.now(UTC)
+    current = settings.load()
+    folders = list(current.sync_folders)
+    run = SyncRun(user_id=user.id, started_at=now, folders=folders)
+    db.session.add(run)
+    db.session.commit()
+    port: MailboxPort | None = None
+    outcome: Outcome
+    next_due: datetime | None = now + timedelta(minutes=current.sync_interval_minutes)
+    try:
+        if current.email_sync_off_reason:
+            outcome = Outcome("off", current.email_sync_off_reason)
+        else:
+            port = mailbox_for(user, current)
+            result = sync_mail(user, port, MailRules.from_settings(current), folders, progress=progress)
+            run.created, run.updated, run.deleted = result.created, result.updated, result.deleted
+            outcome = Outcome("ok", f"{result.created} new, {result.updated} changed, {result.deleted} removed")
+            user.sync_failures = 0
+    except ews_errors.UnauthorizedError as error:
+        db.session.rollback()
+        outcome = Outcome("needs_password", explain(error).message)
+        user.status = UserStatus.NEEDS_PASSWORD
+        next_due = None  # off the schedule until the user gives a password Exchange accepts
+    except ews_errors.ErrorServerBusy as error:
+        db.session.rollback()
+        next_due = now + _back_off(error)
+        outcome = Outcome("throttled", "Exchange asked the widget to wait; the sync continues later.")
+    except ews_errors.ErrorMailboxMoveInProgress:
+        db.session.rollback()
+        next_due = now + MAILBOX_MOVE_RETRY
+        outcome = Outcome("mailbox_moving", "Your mailbox is being moved by Exchange; the sync continues later.")
+    except ExchangeProblem as problem:
+        db.session.rollback()
+        outcome = Outcome("needs_password" if problem.kind == "credentials" else "error", problem.message)
+        if problem.kind == "credentials":
+            next_due = None
+    except Exception as error:  # every other failure is transient until proven otherwise
+        log.warning("sync of account %s failed: %s", user.id, type(error).__name__, exc_info=True)
+        db.session.rollback()
+        user.sync_failures = (user.sync_failures or 0) + 1
+        next_due = now + min(DEFAULT_BACK_OFF * 2 ** (user.sync_failures - 1), MAX_BACK_OFF)
+        outcome = Outcome("error", explain(error).message)
+    finished = datetime.now(UTC)
+    run.finished_at = finished
+    run.outcome = outcome.kind
+    run.error = None if outcome.kind in ("ok", "off") else outcome.message
+    run.requests = port.requests if port else 0
+    user.sync_due_at = next_due
+    user.last_sync_at = finished
+    user.last_sync_outcome = outcome.message
+    db.session.commit()
+    return run
