@@ -7,6 +7,7 @@ password (a retried wrong password is how integrations lock their users out of A
 
 from __future__ import annotations
 
+import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,10 @@ class ServerConfig:
         if settings.ews_ca_bundle.strip():
             path = Path(instance_path) / "ews_ca_bundle.pem"
             if not path.exists() or path.read_text(encoding="utf-8") != settings.ews_ca_bundle:
-                path.write_text(settings.ews_ca_bundle, encoding="utf-8")
+                # Written beside and renamed over, so that a concurrent reader never sees half a bundle.
+                partial = path.with_suffix(f".{os.getpid()}.tmp")
+                partial.write_text(settings.ews_ca_bundle, encoding="utf-8")
+                os.replace(partial, path)
             bundle = str(path)
         return cls(settings.ews_url, settings.ews_auth, settings.ews_verify_tls, bundle, settings.ews_version)
 
@@ -191,7 +195,7 @@ def verify_user(server: ServerConfig, email: str, username: str, password: str) 
     """
     try:
         account = account_for(server, email, username, password)
-        account.inbox.refresh()  # one GetFolder: proves the password and the access to the mailbox
+        account.inbox.total_count  # noqa: B018 - one GetFolder proves the password and the access to the mailbox
     except ExchangeProblem:
         raise
     except Exception as error:  # exchangelib raises many kinds; each is explained, none is let through raw
@@ -202,6 +206,6 @@ def verify_user(server: ServerConfig, email: str, username: str, password: str) 
 def verify_impersonation(server: ServerConfig, username: str, password: str, mailbox: str) -> None:
     """Check that the service account can act for `mailbox` (one GetFolder as that mailbox)."""
     try:
-        account_for(server, mailbox, username, password, impersonate=True).inbox.refresh()
+        account_for(server, mailbox, username, password, impersonate=True).inbox.total_count  # noqa: B018
     except Exception as error:
         raise explain(error) from None

@@ -17,6 +17,11 @@ def register_blueprints(app: Flask) -> None:
         return render_template("errors/message.html", title="Too many attempts",
                                message="Too many attempts in a short time. Wait a minute, then try again."), 429
 
+    @app.errorhandler(403)
+    def forbidden(error: Exception) -> tuple[str, int]:
+        return render_template("errors/message.html", title="Not allowed",
+                               message="Your account may not open this page."), 403
+
     @app.errorhandler(404)
     def not_found(error: Exception) -> tuple[str, int]:
         return render_template("errors/message.html", title="Not found",
