@@ -239,4 +239,5 @@ class SyncRun(db.Model):
     deleted: Mapped[int] = mapped_column(Integer, default=0)
     requests: Mapped[int] = mapped_column(Integer, default=0)
     outcome: Mapped[str] = mapped_column(String(20), default="running")  # running, ok, error, throttled, ...
+    progress: Mapped[str | None] = mapped_column(String(200))  # what a running sync is doing, for "Sync now"
     error: Mapped[str | None] = mapped_column(String(1000))

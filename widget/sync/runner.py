@@ -26,6 +26,7 @@ from ..secrets import decrypt
 from .email import MailRules, Progress, sync_mail
 
 log = logging.getLogger(__name__)
+FOLDER_LABELS = {"inbox": "Inbox", "sentitems": "Sent Items"}
 DEFAULT_BACK_OFF = timedelta(seconds=60)
 MAILBOX_MOVE_RETRY = timedelta(minutes=5)
 MAX_BACK_OFF = timedelta(hours=1)
@@ -72,7 +73,14 @@ def run_sync(user: User, *, progress: Progress | None = None, now: datetime | No
             outcome = Outcome("off", current.email_sync_off_reason)
         else:
             port = mailbox_for(user, current)
-            result = sync_mail(user, port, MailRules.from_settings(current), folders, progress=progress)
+
+            def report(folder: str, handled: int) -> None:
+                run.progress = f"{FOLDER_LABELS.get(folder, folder)}: {handled} changes"
+                db.session.commit()
+                if progress:
+                    progress(folder, handled)
+
+            result = sync_mail(user, port, MailRules.from_settings(current), folders, progress=report)
             run.created, run.updated, run.deleted = result.created, result.updated, result.deleted
             outcome = Outcome("ok", f"{result.created} new, {result.updated} changed, {result.deleted} removed")
             user.sync_failures = 0
@@ -102,6 +110,7 @@ def run_sync(user: User, *, progress: Progress | None = None, now: datetime | No
         outcome = Outcome("error", explain(error).message)
     finished = datetime.now(UTC)
     run.finished_at = finished
+    run.progress = None
     run.outcome = outcome.kind
     run.error = None if outcome.kind in ("ok", "off") else outcome.message
     run.requests = port.requests if port else 0
