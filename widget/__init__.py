@@ -39,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
         WIDGET_SETTINGS=settings,
         WIDGET_AUTO_MIGRATE=True,
+        MAX_CONTENT_LENGTH=16 * 1024 * 1024,  # no request body larger than a CSV upload may be
     )
     app.config.update(test_config)
 

@@ -57,9 +57,10 @@ class EmbeddableSessionInterface(SecureCookieSessionInterface):
 
 
 def _security_headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = f"{STATIC_CSP}; frame-ancestors {_frame_ancestors()}"
+    if "Content-Security-Policy" not in response.headers:  # a view may set a stricter one of its own
+        response.headers["Content-Security-Policy"] = f"{STATIC_CSP}; frame-ancestors {_frame_ancestors()}"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("Cache-Control", "no-store")
     if response.mimetype == "text/html":
         # Pages answer htmx requests with fragments and others with whole pages, from the same URLs.

@@ -19,6 +19,7 @@ from typing import Any
 
 from exchangelib.errors import ErrorInvalidSyncStateData
 
+from ..crm.matching import reconcile_sent_copy
 from ..exchange.mailbox import MailboxPort, MessageBody, MessageSummary
 from ..extensions import db
 from ..models import CrmAddress, Email, EmailAddress, FolderSync, User
@@ -129,6 +130,8 @@ def _apply_body(email: Email, body: MessageBody | None) -> None:
 def _store_page(user: User, folder: str, state: FolderSync, page: Any, port: MailboxPort, rules: MailRules,
                 result: FolderResult, now: datetime) -> None:
     """Apply one page and store its sync state, in one transaction."""
+    # A message sent from the widget is stored at once; its copy from Sent Items takes over that row.
+    reconcile_sent_copy(user, folder, page.changed)
     first_pass = not state.pass_complete
     ids = [m.item_id for m in page.changed]
     existing = {e.item_id: e for e in db.session.scalars(

@@ -1,0 +1,303 @@
+"""The Emails related list of a CRM record, reading an email, and sending one from a record.
+
+- GET /crm/<module>/<record_id>/emails: the related list (newest first, paged, searchable; htmx live search
+  swaps only the list, and the same URL answers a whole page without JavaScript).
+- GET /emails/<id>: one email; its HTML body is served by GET /emails/<id>/body as its own sanitised document
+  under a strict CSP and shown in an <iframe sandbox="">; plain text is escaped in a <pre>.
+- GET/POST /crm/<module>/<record_id>/emails/new: compose and send through the user's own Exchange mailbox
+  (Exchange first, so the result is real), then the sent email is stored at once and listed.
+
+Authorization: a user sees and opens their own mail only, unless the administrator made email team-wide. Any
+email the user may not see answers 404, like an id that does not exist (no confirmation that it does).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, tzinfo
+from email.utils import getaddresses
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required
+
+from .. import settings
+from ..crm import matching
+from ..extensions import db, limiter
+from ..mail_html import BODY_CSP, body_document
+from ..models import CRM_MODULES, User, UserStatus
+
+bp = Blueprint("emails", __name__)
+
+PER_PAGE = 25
+MAX_RECIPIENTS = 100
+MAX_SUBJECT = 255
+MAX_BODY = 100_000
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_ADDRESS = re.compile(rf"^[^@\s<>(),;:\"\[\]\\]+@{_LABEL}(?:\.{_LABEL})+$")
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------------
+def _module_or_404(module: str) -> str:
+    if module not in CRM_MODULES:
+        abort(404)
+    return module
+
+
+def _team_wide(current: settings.WidgetSettings) -> bool:
+    return current.email_visibility == "team"
+
+
+def user_zone(user: Any, current: settings.WidgetSettings) -> tzinfo:
+    """The user's time zone (their own, else the deployment's default, else UTC)."""
+    for name in (getattr(user, "time_zone", None), current.default_time_zone, "UTC"):
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            continue
+    return ZoneInfo("UTC")
+
+
+def _when(zone: tzinfo) -> Any:
+    def show(moment: datetime | None, long: bool = False) -> str:
+        if moment is None:
+            return ""
+        local = moment.astimezone(zone)
+        text = local.strftime("%a %d %b %Y, %H:%M" if long else "%d %b %Y, %H:%M")
+        return f"{text} {local.tzname()}"
+
+    return show
+
+
+def _size(number: int | None) -> str:
+    number = int(number or 0)
+    if number < 1024:
+        return f"{number} bytes"
+    if number < 1024 * 1024:
+        return f"{number / 1024:.0f} KB"
+    return f"{number / (1024 * 1024):.1f} MB"
+
+
+def _page_number() -> int:
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+def _list_context(module: str, record_id: str, current: settings.WidgetSettings) -> dict[str, Any]:
+    query = request.args.get("q", "").strip()[:200]
+    off_reason = current.email_sync_off_reason
+    result = None
+    if not off_reason:
+        result = matching.emails_for_record(current_user, module, record_id, query=query or None,
+                                            page=_page_number(), per_page=PER_PAGE, team_wide=_team_wide(current))
+    zone = user_zone(current_user, current)
+    return {
+        "module": module, "record_id": record_id, "query": query, "result": result, "off_reason": off_reason,
+        "record": result.record if result else matching.find_record(module, record_id),
+        "when": _when(zone), "zone_name": getattr(zone, "key", str(zone)), "team_wide": _team_wide(current),
+        "can_send": not off_reason,
+    }
+
+
+# -- the related list ------------------------------------------------------------------------------------------------
+@bp.route("/crm/<module>/<record_id>/emails")
+@login_required
+def related_list(module: str, record_id: str) -> ResponseReturnValue:
+    """The Emails related list of a CRM record (Contacts, Leads, Accounts or Deals, by the CRM's own id)."""
+    _module_or_404(module)
+    context = _list_context(module, record_id, settings.load())
+    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "email-list":
+        return render_template("emails/_list.html", **context)
+    return render_template("emails/list.html", **context)
+
+
+# -- one email ---------------------------------------------------------------------------------------------------------
+def _visible_or_404(email_id: int) -> Any:
+    email = matching.visible_email(current_user, email_id, team_wide=_team_wide(settings.load()))
+    if email is None:
+        abort(404)
+    return email
+
+
+def _back_link() -> tuple[str, str] | None:
+    """Where "Back" goes: the record's list the email was opened from (built from checked parts, not a URL)."""
+    module, record_id = request.args.get("module", ""), request.args.get("record", "")
+    if module in CRM_MODULES and record_id:
+        return url_for("emails.related_list", module=module, record_id=record_id), module
+    return None
+
+
+@bp.route("/emails/<int:email_id>")
+@login_required
+def show(email_id: int) -> ResponseReturnValue:
+    """One email: subject, from, to, cc, date, attachments, and its body (HTML in a sandboxed frame)."""
+    current = settings.load()
+    if current.email_sync_off_reason:
+        abort(404)
+    email = _visible_or_404(email_id)
+    attachments = [(name, _size(size)) for name, size in (email.attachments or [])]
+    return render_template("emails/show.html", email=email, attachments=attachments,
+                           when=_when(user_zone(current_user, current)), back=_back_link(),
+                           owner=_owner_label(email))
+
+
+def _owner_label(email: Any) -> str | None:
+    """Whose mailbox a colleague's email comes from (team-wide visibility); None for the user's own."""
+    if email.user_id == current_user.id:
+        return None
+    owner = db.session.get(User, email.user_id)
+    return owner.email if owner else None
+
+
+@bp.route("/emails/<int:email_id>/body")
+@login_required
+def body(email_id: int) -> ResponseReturnValue:
+    """The email's body as its own document: sanitised HTML (or escaped text) under a strict CSP."""
+    if settings.load().email_sync_off_reason:
+        abort(404)
+    email = _visible_or_404(email_id)
+    response = Response(body_document(email.body_html, email.body_text), mimetype="text/html")
+    response.headers["Cache-Control"] = "private, no-store"
+    # The body document's own policy (widget.security keeps a CSP a view has set). Its frame-ancestors add
+    # 'self', because the widget's own email page frames it inside the CRM's frame.
+    origins = " ".join(settings.load().frame_origins)
+    response.headers["Content-Security-Policy"] = f"{BODY_CSP}; frame-ancestors 'self' {origins}".rstrip()
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# -- sending from a record ---------------------------------------------------------------------------------------------
+def _parse_addresses(raw: str, label: str, errors: dict[str, str], key: str) -> list[tuple[str, str]]:
+    pairs = []
+    for name, address in getaddresses([raw.replace(";", ",")]):
+        address = address.strip()
+        if not address and not name.strip():
+            continue
+        if not _ADDRESS.match(address):
+            errors[key] = f"{label}: “{(address or name).strip()}” is not an email address."
+            return []
+        pairs.append((address.lower(), name.strip()))
+    if len(pairs) > MAX_RECIPIENTS:
+        errors[key] = f"{label}: at most {MAX_RECIPIENTS} addresses."
+    if not pairs and raw.strip() and key not in errors:
+        errors[key] = f"{label}: “{raw.strip()}” is not an email address."
+    return pairs
+
+
+def _compose(module: str, record_id: str, values: dict[str, str], errors: dict[str, str] | None = None,
+             problem: str | None = None, status: int = 200) -> ResponseReturnValue:
+    if not request.headers.get("HX-Request"):
+        template = "emails/compose.html"
+    elif request.method == "GET":
+        template = "emails/compose_modal.html"
+    else:
+        template = "emails/_compose_form.html"  # the form swaps itself inside the open popup
+    current = settings.load()
+    return render_template(template, module=module, record_id=record_id, values=values, errors=errors or {},
+                           problem=problem, off_reason=current.email_sync_off_reason,
+                           record=matching.find_record(module, record_id)), status
+
+
+def _needs_password() -> bool:
+    return current_user.has_password and current_user.status == UserStatus.NEEDS_PASSWORD
+
+
+@bp.route("/crm/<module>/<record_id>/emails/new", methods=["GET"])
+@login_required
+def compose(module: str, record_id: str) -> ResponseReturnValue:
+    """The compose form, with the record's address filled in."""
+    _module_or_404(module)
+    record = matching.find_record(module, record_id)
+    values = {"to": matching.primary_address(record) if record else "", "cc": "", "subject": "", "body": ""}
+    return _compose(module, record_id, values)
+
+
+@bp.route("/crm/<module>/<record_id>/emails/new", methods=["POST"])
+@login_required
+@limiter.limit("20 per minute")
+def send(module: str, record_id: str) -> ResponseReturnValue:
+    """Send an email from the record through the user's Exchange mailbox; store and list it at once."""
+    _module_or_404(module)
+    values = {key: request.form.get(key, "") for key in ("to", "cc", "subject", "body")}
+    current = settings.load()
+    if current.email_sync_off_reason:
+        return _compose(module, record_id, values, problem=current.email_sync_off_reason, status=409)
+    if _needs_password():
+        # Never try a password Exchange refused: it is how accounts get locked out.
+        return _compose(module, record_id, values, status=409,
+                        problem="Exchange no longer accepts your stored password. Update your password, then send.")
+    errors: dict[str, str] = {}
+    to = _parse_addresses(values["to"], "To", errors, "to")
+    cc = _parse_addresses(values["cc"], "Cc", errors, "cc")
+    if not to and "to" not in errors:
+        errors["to"] = "To: enter at least one email address."
+    subject = " ".join(values["subject"].split())
+    if not subject:
+        errors["subject"] = "Enter a subject."
+    elif len(subject) > MAX_SUBJECT:
+        errors["subject"] = f"The subject is too long (at most {MAX_SUBJECT} characters)."
+    text = values["body"].replace("\r\n", "\n")
+    if not text.strip():
+        errors["body"] = "Write a message."
+    elif len(text) > MAX_BODY:
+        errors["body"] = "The message is too long."
+    if errors:
+        return _compose(module, record_id, values, errors, status=422)
+
+    message_id, problem, bad_recipients = _send_through_exchange(current, subject, text, to, cc)
+    if bad_recipients:
+        errors["to"] = "Exchange did not accept these recipients. Check the addresses."
+        return _compose(module, record_id, values, errors, status=422)
+    if problem is not None:
+        return _compose(module, record_id, values, problem=problem, status=503)
+    email = matching.record_sent_email(current_user, subject=subject, body_text=text, to=to, cc=cc,
+                                       message_id=message_id)
+    if not request.headers.get("HX-Request"):
+        return redirect(url_for("emails.related_list", module=module, record_id=record_id, sent=email.id), 303)
+    context = _list_context(module, record_id, current)
+    return render_template("emails/_sent.html", email=email, **context)
+
+
+def _send_through_exchange(current: settings.WidgetSettings, subject: str, text: str, to: list[tuple[str, str]],
+                           cc: list[tuple[str, str]]) -> tuple[str | None, str | None, bool]:
+    """Send and save a copy in Sent Items, with a Message-ID of ours when Exchange takes one.
+
+    Returns (the Message-ID used or None, a problem in words or None, whether Exchange refused the recipients).
+    """
+    from exchangelib import Body, Mailbox, Message
+    from exchangelib import errors as ews_errors
+
+    from ..exchange.connection import ExchangeProblem, explain
+    from ..sync.runner import mailbox_for
+
+    user = current_user._get_current_object()
+    message_id: str | None = matching.new_message_id(user.email)
+    try:
+        account = mailbox_for(user, current).account
+        recipients = {"to_recipients": [Mailbox(email_address=a, name=n or None) for a, n in to],
+                      "cc_recipients": [Mailbox(email_address=a, name=n or None) for a, n in cc] or None}
+        try:
+            Message(account=account, folder=account.sent, subject=subject, body=Body(text), message_id=message_id,
+                    **recipients).send_and_save()
+        except ews_errors.ErrorInvalidPropertySet:
+            # Some Exchange versions refuse a client's InternetMessageId; nothing was sent, so send without it
+            # (the sync then reconciles its copy by subject, recipients and time).
+            message_id = None
+            Message(account=account, folder=account.sent, subject=subject, body=Body(text),
+                    **recipients).send_and_save()
+    except ExchangeProblem as problem:
+        return None, problem.message, False
+    except ews_errors.ErrorInvalidRecipients:
+        return None, None, True
+    except Exception as error:  # exchangelib raises many kinds; each is explained in words, none is let through raw
+        if isinstance(error, ews_errors.UnauthorizedError) and user.has_password:
+            # As the sync does: a refused password pauses the account until the user gives a new one.
+            user.status = UserStatus.NEEDS_PASSWORD
+            user.sync_due_at = None
+            db.session.commit()
+        return None, explain(error).message, False
+    return message_id, None, False
