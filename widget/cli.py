@@ -27,6 +27,13 @@ def register_commands(app: Flask) -> None:
     """Add the widget's commands to `app.cli`."""
     app.cli.add_command(sandbox_command)
     app.cli.add_command(create_admin_command)
+    from .crm.commands import api_token_command, import_records_command
+    from .sync.commands import sync_command
+
+    app.cli.add_command(import_records_command)
+    app.cli.add_command(api_token_command)
+    app.cli.add_command(sync_command)
+    app.cli.add_command(demo_command)
 
 
 def _read_new_password() -> str:
@@ -223,3 +230,20 @@ def _serve_until_stopped(sandbox: Sandbox) -> None:
         sandbox.stop()
         sandbox.persist()
         sys.stdout.flush()
+
+
+@click.command("demo")
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True,
+              help="The widget's TCP port on 127.0.0.1; 0 picks a free one (the banner shows it).")
+def demo_command(port: int) -> None:
+    """Run the whole widget on this machine: an Exchange sandbox with the demo organisation, and the widget.
+
+    The database is migrated, the settings point at the sandbox, the demo administrator exists, and the banner
+    lists the widget's URL and the accounts to sign in with (fixed: see the README). Ctrl-C stops everything.
+    """
+    from flask import current_app
+
+    from .demo import run
+
+    # A port in use ends the command with werkzeug's own message, after the sandbox has stopped.
+    run(current_app._get_current_object(), port, _say)

@@ -46,6 +46,12 @@ class EmbeddableSessionInterface(SecureCookieSessionInterface):
                 g.widget_embedding = False
         return g.widget_embedding
 
+    def get_cookie_name(self, app: Flask) -> str:
+        # A different name for the third-party kind: a browser keeps an earlier first-party cookie of the same
+        # name beside the partitioned one and sends it first, so the new session would never be read back.
+        name = super().get_cookie_name(app)
+        return f"{name}_embedded" if self._embedding() else name
+
     def get_cookie_samesite(self, app: Flask) -> str | None:
         return "None" if self._embedding() else "Lax"
 
@@ -81,7 +87,7 @@ def _load_user(session_id: str) -> User | None:
 
 @login_manager.unauthorized_handler
 def _unauthorized() -> Response:
-    target = url_for("auth.signin", next=request.full_path if request.method == "GET" else None)
+    target = url_for("auth.signin", next=request.full_path.rstrip("?") if request.method == "GET" else None)
     if request.headers.get("HX-Request"):
         # A fragment request cannot follow a redirect into a page: tell htmx to load sign-in as a whole page.
         return htmx_response("", 401, redirect=target)

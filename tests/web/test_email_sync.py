@@ -170,3 +170,14 @@ def test_it_keeps_email_sync_off_when_another_integration_owns_email(app, sandbo
     run = _sync(app, alice)
     assert run.outcome == "off" and "another email integration" in _user(app, alice).last_sync_outcome
     assert _stored(app, alice) == {} and sandbox.stats.operations["SyncFolderItems"] == 0
+
+
+def test_it_syncs_one_account_from_the_command_line(app, sandbox, alice):
+    _deliver(sandbox, CUSTOMER, "From the command line")
+    result = app.test_cli_runner().invoke(args=["sync", "Alice@Contoso.com"])
+    assert result.exit_code == 0, result.output
+    assert "inbox: 1 changes so far" in result.output
+    assert "alice@contoso.com: ok — 1 new, 0 changed, 0 removed" in result.output
+    assert list(_stored(app, alice)) == ["From the command line"]
+    unknown = app.test_cli_runner().invoke(args=["sync", "nobody@contoso.com"])
+    assert unknown.exit_code != 0 and "must authorize in the widget first" in unknown.output

@@ -69,10 +69,11 @@ class FailFastWithBackOff(FailFast):
 class ExchangeProblem(Exception):
     """Exchange could not be used; `kind` says why for code, `message` for people (no secret in either)."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, *, back_off: float | None = None):
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.back_off = back_off  # seconds the server asked to wait, for kind "throttled"
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,16 @@ def explain(error: BaseException) -> ExchangeProblem:
         return ExchangeProblem("access", "Exchange has no mailbox for this address.")
     if isinstance(error, ews_errors.ErrorAccessDenied):
         return ExchangeProblem("access", "Exchange denied access to this mailbox.")
-    if isinstance(error, (ews_errors.ErrorServerBusy, ews_errors.RateLimitError)):
-        return ExchangeProblem("throttled", "Exchange is busy right now. Try again in a minute.")
+    if isinstance(error, ews_errors.ErrorServerBusy):
+        return ExchangeProblem("throttled", "Exchange is busy right now. Try again in a minute.",
+                               back_off=error.back_off)
+    if isinstance(error, ews_errors.RateLimitError):
+        return ExchangeProblem("throttled", "Exchange is busy right now. Try again in a minute.",
+                               back_off=error.wait)
+    if isinstance(error, ews_errors.ErrorMailboxMoveInProgress):
+        return ExchangeProblem("mailbox_moving", "Your mailbox is being moved by Exchange; try again later.")
+    if isinstance(error, ews_errors.ErrorInvalidRecipients):
+        return ExchangeProblem("recipients", "Exchange refused at least one of the recipients' addresses.")
     if "Failed to establish a new connection" in text or "Connection refused" in text:
         return ExchangeProblem("unreachable", "The Exchange server cannot be reached right now. "
                                               "Try again later, or tell your administrator.")

@@ -9,14 +9,20 @@ widget keeps (never the MIME content).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from exchangelib import Account, EWSTimeZone, Message
+import requests
+from exchangelib import Account, Body, EWSTimeZone, Message
+from exchangelib import Mailbox as EwsMailbox
+from exchangelib import errors as ews_errors
 from exchangelib.fields import FieldPath
 from exchangelib.folders import BaseFolder
 from exchangelib.items import Item
 from exchangelib.services import SyncFolderItems
+
+from .connection import explain
 
 _EWS_UTC = EWSTimeZone("UTC")
 PAGE_SIZE = 512  # Exchange's maximum for SyncFolderItems
@@ -27,6 +33,21 @@ SUMMARY_FIELDS = (
 )
 DISTINGUISHED = {"inbox": "inbox", "sentitems": "sent", "drafts": "drafts", "deleteditems": "trash",
                  "junkemail": "junk"}
+
+
+class SyncStateInvalid(Exception):
+    """Exchange no longer knows the sync state given (ErrorInvalidSyncStateData): a full pass is needed."""
+
+
+@contextmanager
+def _exchange_errors() -> Iterator[None]:
+    """What exchangelib raises leaves the port as an ExchangeProblem (or SyncStateInvalid), never raw."""
+    try:
+        yield
+    except ews_errors.ErrorInvalidSyncStateData:
+        raise SyncStateInvalid() from None
+    except (ews_errors.EWSError, requests.RequestException, OSError) as error:
+        raise explain(error) from error
 
 
 @dataclass(frozen=True)
@@ -105,16 +126,21 @@ class MailboxPort:
 
     def folder(self, name: str) -> BaseFolder:
         """A folder by its distinguished name (inbox, sentitems, ...) or by its display name."""
-        attribute = DISTINGUISHED.get(name.lower())
-        if attribute:
-            return getattr(self.account, attribute)
-        for folder in self.account.msg_folder_root.walk():
-            if folder.name and folder.name.lower() == name.lower():
-                return folder
+        with _exchange_errors():
+            attribute = DISTINGUISHED.get(name.lower())
+            if attribute:
+                return getattr(self.account, attribute)
+            for folder in self.account.msg_folder_root.walk():
+                if folder.name and folder.name.lower() == name.lower():
+                    return folder
         raise LookupError(f"no folder named {name!r} in {self.account.primary_smtp_address}")
 
     def sync_page(self, folder: BaseFolder, sync_state: str | None, max_changes: int = PAGE_SIZE) -> SyncPage:
         """The next page of changes since `sync_state` (None: from the start)."""
+        with _exchange_errors():
+            return self._sync_page(folder, sync_state, max_changes)
+
+    def _sync_page(self, folder: BaseFolder, sync_state: str | None, max_changes: int) -> SyncPage:
         service = SyncFolderItems(account=self.account)
         page = SyncPage()
         self.requests += 1
@@ -135,7 +161,10 @@ class MailboxPort:
 
     def bodies(self, item_ids: Iterable[str]) -> Iterator[tuple[str, MessageBody | None]]:
         """Bodies and attachment names of messages, in GetItem batches; None for a message gone meanwhile."""
-        ids = list(item_ids)
+        with _exchange_errors():
+            yield from self._bodies(list(item_ids))
+
+    def _bodies(self, ids: list[str]) -> Iterator[tuple[str, MessageBody | None]]:
         for start in range(0, len(ids), BODY_BATCH):
             batch = ids[start:start + BODY_BATCH]
             self.requests += 1
@@ -151,3 +180,29 @@ class MailboxPort:
                 yield item_id, MessageBody(html=str(body) if is_html else None,
                                            text=None if is_html or body is None else str(body),
                                            attachments=attachments)
+
+    def send(self, subject: str, text: str, to: list[tuple[str, str]], cc: list[tuple[str, str]],
+             message_id: str | None) -> str | None:
+        """Send a message and keep a copy in Sent Items; returns the Internet Message-ID it went out with.
+
+        Some Exchange versions refuse a client's Message-ID: nothing is sent then, so it is sent again without
+        one (None is returned, and the sync reconciles the copy by subject, recipients and time).
+        """
+
+        def message(with_id: str | None) -> Message:
+            return Message(
+                account=self.account, folder=self.account.sent, subject=subject, body=Body(text),
+                message_id=with_id,
+                to_recipients=[EwsMailbox(email_address=a, name=n or None) for a, n in to],
+                cc_recipients=[EwsMailbox(email_address=a, name=n or None) for a, n in cc] or None,
+            )
+
+        with _exchange_errors():
+            self.requests += 1
+            try:
+                message(message_id).send_and_save()
+            except ews_errors.ErrorInvalidPropertySet:
+                self.requests += 1
+                message(None).send_and_save()
+                return None
+        return message_id

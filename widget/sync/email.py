@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from exchangelib.errors import ErrorInvalidSyncStateData
-
 from ..crm.matching import reconcile_sent_copy
-from ..exchange.mailbox import MailboxPort, MessageBody, MessageSummary
+from ..exchange.mailbox import MailboxPort, MessageBody, MessageSummary, SyncStateInvalid
 from ..extensions import db
 from ..models import CrmAddress, Email, EmailAddress, FolderSync, User
 
@@ -205,7 +203,7 @@ def sync_folder(user: User, folder: str, port: MailboxPort, rules: MailRules, *,
     while True:
         try:
             page = port.sync_page(exchange_folder, state.sync_state)
-        except ErrorInvalidSyncStateData:
+        except SyncStateInvalid:
             # Exchange no longer knows our state: start a full pass that deletes nothing until it completes.
             state.sync_state = None
             state.pass_number += 1

@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from exchangelib import errors as ews_errors
 from flask import current_app
 
 from .. import settings
@@ -52,11 +51,6 @@ def mailbox_for(user: User, current: settings.WidgetSettings) -> MailboxPort:
     raise ExchangeProblem("credentials", "No Exchange password is stored for this account: authorize first.")
 
 
-def _back_off(error: ews_errors.ErrorServerBusy) -> timedelta:
-    seconds = getattr(error, "back_off", None)
-    return timedelta(seconds=seconds) if seconds else DEFAULT_BACK_OFF
-
-
 def run_sync(user: User, *, progress: Progress | None = None, now: datetime | None = None) -> SyncRun:
     """Sync one account now; record the run and set when the account is due next. Never raises for Exchange."""
     now = now or datetime.now(UTC)
@@ -84,24 +78,23 @@ def run_sync(user: User, *, progress: Progress | None = None, now: datetime | No
             run.created, run.updated, run.deleted = result.created, result.updated, result.deleted
             outcome = Outcome("ok", f"{result.created} new, {result.updated} changed, {result.deleted} removed")
             user.sync_failures = 0
-    except ews_errors.UnauthorizedError as error:
-        db.session.rollback()
-        outcome = Outcome("needs_password", explain(error).message)
-        user.status = UserStatus.NEEDS_PASSWORD
-        next_due = None  # off the schedule until the user gives a password Exchange accepts
-    except ews_errors.ErrorServerBusy as error:
-        db.session.rollback()
-        next_due = now + _back_off(error)
-        outcome = Outcome("throttled", "Exchange asked the widget to wait; the sync continues later.")
-    except ews_errors.ErrorMailboxMoveInProgress:
-        db.session.rollback()
-        next_due = now + MAILBOX_MOVE_RETRY
-        outcome = Outcome("mailbox_moving", "Your mailbox is being moved by Exchange; the sync continues later.")
     except ExchangeProblem as problem:
         db.session.rollback()
-        outcome = Outcome("needs_password" if problem.kind == "credentials" else "error", problem.message)
-        if problem.kind == "credentials":
+        if problem.kind in ("credentials", "locked"):
+            # Never retried with the same password: the account leaves the schedule until the user gives one.
+            outcome = Outcome("needs_password", problem.message)
+            user.status = UserStatus.NEEDS_PASSWORD
             next_due = None
+        elif problem.kind == "throttled":
+            next_due = now + (timedelta(seconds=problem.back_off) if problem.back_off else DEFAULT_BACK_OFF)
+            outcome = Outcome("throttled", "Exchange asked the widget to wait; the sync continues later.")
+        elif problem.kind == "mailbox_moving":
+            next_due = now + MAILBOX_MOVE_RETRY
+            outcome = Outcome("mailbox_moving", "Your mailbox is being moved by Exchange; the sync continues later.")
+        else:
+            user.sync_failures = (user.sync_failures or 0) + 1
+            next_due = now + min(DEFAULT_BACK_OFF * 2 ** (user.sync_failures - 1), MAX_BACK_OFF)
+            outcome = Outcome("error", problem.message)
     except Exception as error:  # every other failure is transient until proven otherwise
         log.warning("sync of account %s failed: %s", user.id, type(error).__name__, exc_info=True)
         db.session.rollback()

@@ -268,36 +268,19 @@ def _send_through_exchange(current: settings.WidgetSettings, subject: str, text:
 
     Returns (the Message-ID used or None, a problem in words or None, whether Exchange refused the recipients).
     """
-    from exchangelib import Body, Mailbox, Message
-    from exchangelib import errors as ews_errors
-
-    from ..exchange.connection import ExchangeProblem, explain
+    from ..exchange.connection import ExchangeProblem
     from ..sync.runner import mailbox_for
 
     user = current_user._get_current_object()
-    message_id: str | None = matching.new_message_id(user.email)
     try:
-        account = mailbox_for(user, current).account
-        recipients = {"to_recipients": [Mailbox(email_address=a, name=n or None) for a, n in to],
-                      "cc_recipients": [Mailbox(email_address=a, name=n or None) for a, n in cc] or None}
-        try:
-            Message(account=account, folder=account.sent, subject=subject, body=Body(text), message_id=message_id,
-                    **recipients).send_and_save()
-        except ews_errors.ErrorInvalidPropertySet:
-            # Some Exchange versions refuse a client's InternetMessageId; nothing was sent, so send without it
-            # (the sync then reconciles its copy by subject, recipients and time).
-            message_id = None
-            Message(account=account, folder=account.sent, subject=subject, body=Body(text),
-                    **recipients).send_and_save()
+        message_id = mailbox_for(user, current).send(subject, text, to, cc, matching.new_message_id(user.email))
     except ExchangeProblem as problem:
-        return None, problem.message, False
-    except ews_errors.ErrorInvalidRecipients:
-        return None, None, True
-    except Exception as error:  # exchangelib raises many kinds; each is explained in words, none is let through raw
-        if isinstance(error, ews_errors.UnauthorizedError) and user.has_password:
+        if problem.kind == "recipients":
+            return None, None, True
+        if problem.kind in ("credentials", "locked") and user.has_password:
             # As the sync does: a refused password pauses the account until the user gives a new one.
             user.status = UserStatus.NEEDS_PASSWORD
             user.sync_due_at = None
             db.session.commit()
-        return None, explain(error).message, False
+        return None, problem.message, False
     return message_id, None, False
