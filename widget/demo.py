@@ -109,7 +109,30 @@ def prepare(app: Flask, sandbox: Sandbox) -> list[str]:
                 admin.session_version = (admin.session_version or 1) + 1  # a password change ends old sessions
             admin.admin_password_hash = generate_password_hash(DEMO_ADMIN_PASSWORD)
         db.session.commit()
+        _import_demo_crm()
     return warnings
+
+
+def _import_demo_crm() -> None:
+    """The demo CRM's records: each external person of the seeded mail as a Contact or Lead, and their companies
+    as Accounts, so that the first sync shows mail on records. Importing again changes nothing."""
+    from .crm.directory import RecordInput, upsert_records
+    from .extensions import db
+    from .sandbox.seed import DEMO_CRM_PEOPLE
+
+    accounts = {person.company for person in DEMO_CRM_PEOPLE if person.kind == "Contact"}
+    rows = [RecordInput(module="Accounts", crm_id=f"demo-account-{index}", name=company)
+            for index, company in enumerate(sorted(accounts), start=1)]
+    account_ids = {row.name: row.crm_id for row in rows}
+    for index, person in enumerate(DEMO_CRM_PEOPLE, start=1):
+        if person.kind == "Contact":
+            rows.append(RecordInput(module="Contacts", crm_id=f"demo-contact-{index}", name=person.name,
+                                    emails=(person.email,), account_crm_id=account_ids[person.company]))
+        else:
+            rows.append(RecordInput(module="Leads", crm_id=f"demo-lead-{index}", name=person.name,
+                                    emails=(person.email,)))
+    upsert_records(rows)
+    db.session.commit()
 
 
 def accounts() -> list[DemoAccountLine]:
@@ -157,8 +180,11 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def run(app: Flask, port: int, say: Say) -> None:
     """Start the sandbox, prepare the widget, print the banner and serve until Ctrl-C or SIGTERM stops both."""
+    from .sync.scheduler import Scheduler
+
     sandbox = start_sandbox(Path(app.instance_path), say)
     server = None
+    scheduler = Scheduler(app)
     # A service manager's SIGTERM takes the same clean path as Ctrl-C (only the main thread may set a handler).
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
@@ -167,6 +193,8 @@ def run(app: Flask, port: int, say: Say) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             warnings = prepare(app, sandbox)
             server = serve(app, DEMO_HOST, port)
+            if not scheduler.start():
+                say("Another scheduler runs on this instance folder: this demo does not sync by itself.")
             for line in [*warnings, *banner(f"http://{DEMO_HOST}:{server.server_port}/", sandbox)]:
                 say(line)
             server.serve_forever()  # werkzeug's returns on KeyboardInterrupt
@@ -176,5 +204,6 @@ def run(app: Flask, port: int, say: Say) -> None:
             signal.signal(signal.SIGTERM, previous)
         if server is not None:
             server.server_close()
+        scheduler.stop()
         sandbox.stop()
         sandbox.persist()

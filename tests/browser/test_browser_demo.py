@@ -190,3 +190,21 @@ def test_it_lists_the_demo_accounts_in_the_readme():
     assert "flask --app widget demo" in section
     for email, password in [(DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD), *((a.email, a.password) for a in DEMO_ACCOUNTS)]:
         assert email in section and password in section, email
+
+
+def test_it_shows_seeded_mail_on_a_crm_record_after_the_first_sync(demo: Demo, page: Page):
+    megan = DEMO_ACCOUNTS[0]
+    page.goto(demo.url)
+    authorize(page, megan.email, megan.password)
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    page.get_by_role("button", name="Sync now").click()
+    expect(page.get_by_text("Sync finished")).to_be_visible(timeout=30_000)
+    expect(page.locator("#sync-status")).to_contain_text("new")
+    # The demo CRM's contacts are the correspondents of the seeded mail: some contact of Megan's shows mail.
+    shown = 0
+    for index in range(1, 25):
+        page.goto(f"{demo.url}crm/Contacts/demo-contact-{index}/emails")
+        shown += page.locator("span.direction").count()
+        if shown:
+            break
+    assert shown > 0
