@@ -11,11 +11,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, g, redirect, render_template, request, url_for
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request, Response, g, redirect, render_template, request, url_for
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from htmx_flask import make_response as htmx_response
+from itsdangerous import BadSignature
 
 from . import settings
 from .extensions import db, login_manager
@@ -45,6 +46,34 @@ class EmbeddableSessionInterface(SecureCookieSessionInterface):
             except Exception:  # no database yet: a plain first-party cookie
                 g.widget_embedding = False
         return g.widget_embedding
+
+    def _other_name(self, app: Flask) -> str:
+        name = super().get_cookie_name(app)
+        return name if self._embedding() else f"{name}_embedded"
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        session = super().open_session(app, request)
+        other = request.cookies.get(self._other_name(app))
+        if session is not None and not session and other:
+            # The administrator switched embedding since this browser signed in: carry the session over to the
+            # cookie of the other kind (save_session writes it and expires the old one), rather than sign out.
+            serializer = self.get_signing_serializer(app)
+            try:
+                session = self.session_class(serializer.loads(other, max_age=int(
+                    app.permanent_session_lifetime.total_seconds())))
+                session.modified = True
+            except BadSignature:
+                pass
+        return session
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        super().save_session(app, session, response)
+        other = self._other_name(app)
+        if other in request.cookies:
+            embedded = other.endswith("_embedded")
+            response.delete_cookie(other, path=self.get_cookie_path(app), domain=self.get_cookie_domain(app),
+                                   secure=embedded, samesite="None" if embedded else "Lax", httponly=True,
+                                   partitioned=embedded)
 
     def get_cookie_name(self, app: Flask) -> str:
         # A different name for the third-party kind: a browser keeps an earlier first-party cookie of the same
