@@ -197,24 +197,12 @@ def explain(error: BaseException) -> ExchangeProblem:
     return ExchangeProblem("server", "Exchange answered with an error. Try again later, or tell your administrator.")
 
 
-def verify_user(server: ServerConfig, email: str, username: str, password: str) -> str:
-    """Check a user's credentials live, with one attempt; returns the mailbox's display name if Exchange gives it.
-
-    Raises ExchangeProblem saying what went wrong.
-    """
+def verify_user(server: ServerConfig, email: str, username: str, password: str) -> None:
+    """Check a user's credentials live, with one attempt; raises ExchangeProblem saying what went wrong."""
     try:
         account = account_for(server, email, username, password)
         account.inbox.total_count  # noqa: B018 - one GetFolder proves the password and the access to the mailbox
     except ExchangeProblem:
         raise
     except Exception as error:  # exchangelib raises many kinds; each is explained, none is let through raw
-        raise explain(error) from None
-    return ""
-
-
-def verify_impersonation(server: ServerConfig, username: str, password: str, mailbox: str) -> None:
-    """Check that the service account can act for `mailbox` (one GetFolder as that mailbox)."""
-    try:
-        account_for(server, mailbox, username, password, impersonate=True).inbox.total_count  # noqa: B018
-    except Exception as error:
         raise explain(error) from None
