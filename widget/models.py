@@ -241,3 +241,76 @@ class SyncRun(db.Model):
     outcome: Mapped[str] = mapped_column(String(20), default="running")  # running, ok, error, throttled, ...
     progress: Mapped[str | None] = mapped_column(String(200))  # what a running sync is doing, for "Sync now"
     error: Mapped[str | None] = mapped_column(String(1000))
+
+
+# -- synced calendar and tasks -------------------------------------------------------------------------------------
+class CalendarItem(db.Model):
+    """A meeting or appointment of a user's calendar, or one occurrence of a recurring series.
+
+    A single item and a series master are known by their Exchange item id; an occurrence by its own occurrence
+    id, with `series_item_id` naming its master, so that the dashboard lists occurrences like single items.
+    """
+
+    __tablename__ = "calendar_items"
+    __table_args__ = (UniqueConstraint("user_id", "item_id"), Index("ix_calendar_items_user_start", "user_id",
+                                                                     "start_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    item_id: Mapped[str] = mapped_column(String(512))
+    change_key: Mapped[str | None] = mapped_column(String(200))
+    series_item_id: Mapped[str | None] = mapped_column(String(512), index=True)  # set on occurrences only
+    is_recurring_master: Mapped[bool] = mapped_column(Boolean, default=False)
+    kind: Mapped[str] = mapped_column(String(20), default="appointment")  # "meeting" (has attendees) or "appointment"
+    subject: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[str] = mapped_column(String(500), default="")
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    is_all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    time_zone: Mapped[str | None] = mapped_column(String(64))  # the zone it was scheduled in (IANA name)
+    organizer_address: Mapped[str] = mapped_column(String(320), default="")
+    attendees: Mapped[list] = mapped_column(JSON, default=list)  # [[address, name, response], ...]
+    reminder_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    reminder_minutes: Mapped[int | None] = mapped_column(Integer)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    is_cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the widget last changed it (pushed to Exchange first); the conflict rule compares this with Exchange's.
+    changed_in_widget_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    changed_in_exchange_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    seen_in_pass: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CalendarAttendee(db.Model):
+    """An attendee's or the organiser's address (lower-cased), by which meetings are matched to CRM records."""
+
+    __tablename__ = "calendar_attendees"
+    __table_args__ = (UniqueConstraint("calendar_item_id", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    calendar_item_id: Mapped[int] = mapped_column(ForeignKey("calendar_items.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(320), index=True)
+
+
+class Task(db.Model):
+    """A task of a user's Tasks folder."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("user_id", "item_id"), Index("ix_tasks_user_due", "user_id", "due_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    item_id: Mapped[str] = mapped_column(String(512))
+    change_key: Mapped[str | None] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(30), default="NotStarted")  # Exchange's task status words
+    is_complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    importance: Mapped[str] = mapped_column(String(10), default="Normal")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    changed_in_widget_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    changed_in_exchange_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    seen_in_pass: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
