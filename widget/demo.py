@@ -71,8 +71,9 @@ def start_sandbox(instance_path: Path, say: Say) -> Sandbox:
     return sandbox.start(DEMO_HOST, 0)
 
 
-def prepare(app: Flask, sandbox: Sandbox) -> list[str]:
-    """Migrate the database, point the settings at the sandbox, create the demo administrator, make a launch secret.
+def prepare(app: Flask, sandbox: Sandbox, crm_origin: str | None = None) -> list[str]:
+    """Migrate the database, point the settings at the sandbox, create the demo administrator, make a launch secret,
+    and let the demo CRM (`crm_origin`) frame the widget.
 
     Runs again on every start: the sandbox's port changes, and the administrator's password goes back to the one
     the README lists. Settings that the administrator changed otherwise are kept. Returns warnings to print.
@@ -95,9 +96,13 @@ def prepare(app: Flask, sandbox: Sandbox) -> list[str]:
             # Ready for the administrator to switch impersonation on; it stays off until then.
             values["service_username"] = DEMO_SERVICE_ACCOUNT.email
             values["service_password"] = DEMO_SERVICE_ACCOUNT.password
+        if crm_origin and crm_origin not in current.frame_origins:
+            # The demo CRM's port may differ from the last start's: its earlier loopback origins go.
+            kept = [origin for origin in current.frame_origins if not origin.startswith("http://127.0.0.1:")]
+            values["frame_origins"] = [*kept, crm_origin]
         settings.save(values)
-        warnings = [f"WIDGET_{key.upper()} is set in the environment: the demo cannot point {key} at its sandbox."
-                    for key in ("ews_url", "ews_auth") if key in current.pinned]
+        warnings = [f"WIDGET_{key.upper()} is set in the environment: the demo cannot set {key} itself."
+                    for key in ("ews_url", "ews_auth", "frame_origins") if key in current.pinned]
         admin = db.session.scalar(db.select(User).where(User.email == DEMO_ADMIN_EMAIL))
         if admin is None:
             admin = User(email=DEMO_ADMIN_EMAIL, display_name="Demo administrator")
@@ -146,11 +151,12 @@ def accounts() -> list[DemoAccountLine]:
     return lines
 
 
-def banner(widget_url: str, sandbox: Sandbox) -> list[str]:
+def banner(widget_url: str, sandbox: Sandbox, crm_url: str | None = None) -> list[str]:
     """The lines printed once the demo serves: where to go and how to sign in."""
     width = max(len(line.email) for line in accounts())
     lines = [
         f"Widget: {widget_url}",
+        *([f"Demo CRM (the widget inside a CRM, as your users see it): {crm_url}"] if crm_url else []),
         f"Exchange sandbox (EWS): {sandbox.url}",
         "Sign in with one of these accounts (email, password):",
     ]
@@ -181,6 +187,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 def run(app: Flask, port: int, say: Say) -> None:
     """Start the sandbox, prepare the widget, print the banner and serve until Ctrl-C or SIGTERM stops both."""
     from .sync.scheduler import Scheduler
+    from .views import demo_crm
 
     sandbox = start_sandbox(Path(app.instance_path), say)
     server = None
@@ -191,11 +198,14 @@ def run(app: Flask, port: int, say: Say) -> None:
     try:
         # Ctrl-C may come at any moment, even right after the banner: each way ends here, then stops cleanly.
         with contextlib.suppress(KeyboardInterrupt):
-            warnings = prepare(app, sandbox)
             server = serve(app, DEMO_HOST, port)
+            crm_origin, widget_origin = demo_crm.origins(server.server_port)
+            app.config["WIDGET_DEMO_PORT"] = server.server_port
+            app.register_blueprint(demo_crm.bp)
+            warnings = prepare(app, sandbox, crm_origin)
             if not scheduler.start():
                 say("Another scheduler runs on this instance folder: this demo does not sync by itself.")
-            for line in [*warnings, *banner(f"http://{DEMO_HOST}:{server.server_port}/", sandbox)]:
+            for line in [*warnings, *banner(f"{widget_origin}/", sandbox, f"{crm_origin}/demo/crm")]:
                 say(line)
             server.serve_forever()  # werkzeug's returns on KeyboardInterrupt
         say("Stopping the demo.")
