@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -42,6 +43,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,  # no request body larger than a CSV upload may be
     )
     app.config.update(test_config)
+    if settings.trusted_proxies:
+        # Behind a reverse proxy the client's address (rate limits) and the scheme come from X-Forwarded-*, and
+        # only from as many proxies as the deployment says it has: a client cannot forge its way past them.
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))

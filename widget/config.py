@@ -78,6 +78,7 @@ class Settings:
     encryption_keys: tuple[str, ...]
     ratelimit_storage_url: str
     public_url: str | None
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-* headers are believed
 
     @classmethod
     def load(cls, instance_path: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -108,4 +109,12 @@ class Settings:
             encryption_keys=keys,
             ratelimit_storage_url=env_value("RATELIMIT_STORAGE_URL", environ) or "memory://",
             public_url=env_value("PUBLIC_URL", environ),
+            trusted_proxies=_env_count("TRUSTED_PROXIES", environ),
         )
+
+
+def _env_count(name: str, environ: Mapping[str, str] | None) -> int:
+    value = (env_value(name, environ) or "0").strip()
+    if not value.isdigit() or int(value) > 10:
+        raise ConfigError(f"WIDGET_{name} must be a number of proxies from 0 to 10, not {value!r}")
+    return int(value)

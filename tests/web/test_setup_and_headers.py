@@ -124,3 +124,32 @@ def test_it_names_a_bad_environment_setting(tmp_path, monkeypatch, value):
         else:
             with pytest.raises(ValueError, match="WIDGET_IMPERSONATION must be on or off"):
                 settings.load()
+
+
+def _remaining_signins(client, forwarded_for: str) -> int:
+    """The per-client sign-in allowance left after one attempt from `forwarded_for` (as a proxy would say it)."""
+    reply = client.post("/signin", data={"csrf_token": csrf_token(client), "email": "", "password": ""},
+                        headers={"X-Forwarded-For": forwarded_for})
+    return int(reply.headers["X-RateLimit-Remaining"])
+
+
+@pytest.mark.parametrize("proxies", ["0", "1"])
+def test_it_believes_forwarded_client_addresses_only_behind_the_proxies_it_is_told_of(tmp_path, monkeypatch,
+                                                                                      proxies):
+    monkeypatch.setenv("WIDGET_TRUSTED_PROXIES", proxies)
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "WIDGET_AUTO_MIGRATE": False})
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS))
+    client = app.test_client()
+    first = _remaining_signins(client, "198.51.100.7")
+    second = _remaining_signins(client, "203.0.113.9")
+    if proxies == "1":
+        assert second == first  # two people behind the proxy: each has an allowance of their own
+    else:
+        assert second == first - 1  # a client's own header counts for nothing without a trusted proxy
+
+
+def test_it_refuses_a_nonsense_number_of_proxies(tmp_path, monkeypatch):
+    monkeypatch.setenv("WIDGET_TRUSTED_PROXIES", "all")
+    with pytest.raises(ValueError, match="WIDGET_TRUSTED_PROXIES must be a number of proxies"):
+        create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "WIDGET_AUTO_MIGRATE": False})
