@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -25,6 +26,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .views import register_blueprints
 
     app = Flask(__name__, instance_relative_config=True, template_folder="../templates", static_folder="../static")
+    # An id in a URL beyond what the database's integer columns hold is a 404, like any id that does not exist.
+    app.url_map.converters["int"] = DatabaseIdConverter
     test_config = test_config or {}
     instance = Path(test_config.get("INSTANCE_PATH") or os.environ.get("WIDGET_INSTANCE_PATH") or app.instance_path)
     settings = Settings.load(instance)
@@ -62,6 +65,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_commands(app)
     _migrate_before_serving(app)
     return app
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """`<int:...>` in routes: non-negative and at most 2**31 - 1 (PostgreSQL's INTEGER), or the URL does not match."""
+
+    def __init__(self, url_map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = None,
+                 signed: bool = False) -> None:
+        super().__init__(url_map, fixed_digits, min, 2**31 - 1 if max is None else max, signed)
 
 
 def _migrate_before_serving(app: Flask) -> None:

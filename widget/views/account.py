@@ -44,8 +44,10 @@ def password() -> ResponseReturnValue:
         server = ServerConfig.from_settings(current, current_app.instance_path)
         verify_user(server, current_user.email, current_user.exchange_username or current_user.email, new_password)
     except ExchangeProblem as problem:
-        # The stored password stays as it was.
-        return _form(problem.message, 422 if problem.kind == "credentials" else 503)
+        # The stored password stays as it was. A refusal of this password or account is the user's to fix (4xx);
+        # only an Exchange that cannot answer is a 503.
+        status = {"credentials": 422, "locked": 403, "access": 403}.get(problem.kind, 503)
+        return _form(problem.message, status)
     user = current_user._get_current_object()
     user.exchange_password = encrypt(new_password)
     user.status = UserStatus.AUTHORIZED
