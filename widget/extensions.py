@@ -39,8 +39,15 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enable
 
 @event.listens_for(Engine, "connect")
 def _sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
-    """SQLite leaves foreign keys unchecked (and ON DELETE CASCADE inert) unless each connection asks."""
+    """SQLite leaves foreign keys unchecked (and ON DELETE CASCADE inert) unless each connection asks.
+
+    Several syncs write at once (the dispatcher's pool) while pages are read: with write-ahead logging readers
+    and the writer do not block each other, and a writer waits its turn for up to 30 s instead of failing with
+    "database is locked" after Python's default 5 s.
+    """
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()

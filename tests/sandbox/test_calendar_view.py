@@ -11,7 +11,6 @@ from exchangelib.errors import (
     ErrorCalendarFolderIsInvalidForCalendarView,
     ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange,
     ErrorCalendarViewRangeTooBig,
-    ErrorInvalidOperation,
     ErrorInvalidRestriction,
 )
 from exchangelib.fields import FRIDAY, LAST, MONDAY, NOVEMBER, SECOND, THURSDAY, TUESDAY, FieldPath
@@ -240,8 +239,17 @@ def test_it_deletes_one_occurrence_and_keeps_the_rest_of_the_series(sandbox: San
     ]
     master.refresh()
     assert [o.start for o in master.deleted_occurrences] == [datetime(2026, 6, 2, 9, tzinfo=UTC)]
+    # One occurrence changed on its own becomes an exception; the series and its other occurrences stay as they were.
     third = alice.calendar.view(start=at(2026, 6, 3), end=at(2026, 6, 4))[0]
-    third.subject = "Changed"
-    with pytest.raises(ErrorInvalidOperation):
-        third.save(update_fields=["subject"])
-    assert sandbox.store.items[master.id].props["Subject"] == "Stand-up"
+    third.subject, third.start, third.end = "Changed", at(2026, 6, 3, 15), at(2026, 6, 3, 16)
+    third.save(update_fields=["subject", "start", "end"])
+    shown = alice.calendar.view(start=at(2026, 6, 1), end=at(2026, 6, 8))
+    assert [(o.subject, o.type, o.start) for o in shown] == [
+        ("Stand-up", "Occurrence", datetime(2026, 6, 1, 9, tzinfo=UTC)),
+        ("Changed", "Exception", datetime(2026, 6, 3, 15, tzinfo=UTC)),
+        ("Stand-up", "Occurrence", datetime(2026, 6, 4, 9, tzinfo=UTC)),
+    ]
+    master.refresh()
+    assert master.subject == "Stand-up"
+    assert [(o.id, o.start, o.original_start) for o in master.modified_occurrences] == [
+        (third.id, datetime(2026, 6, 3, 15, tzinfo=UTC), datetime(2026, 6, 3, 9, tzinfo=UTC))]

@@ -120,3 +120,19 @@ def test_it_returns_only_the_fields_asked_for(sandbox, account):
     item = page.changes[0][1]
     assert item.subject == "Message 0"
     assert item.body is None and item.sender is None
+
+
+def test_it_gives_a_message_read_during_a_paged_first_sync_as_a_create(sandbox, account):
+    # Read before its page came, an old message must still arrive whole: a client ignores a read flag change
+    # of a message it never got, so reporting only that would lose the message.
+    fill_inbox(sandbox.store, "alice@contoso.com", 10)
+    alice = account("alice@contoso.com")
+    page = sync_page(alice, alice.inbox, max_changes=4)
+    given = {value.id: value.subject for _, value in page.changes}
+    unseen = next(item for item in alice.inbox.all() if item.id not in given and item.subject == "Message 5")
+    unseen.is_read = True
+    unseen.save(update_fields=["is_read"])
+    while not page.done:
+        page = sync_page(alice, alice.inbox, page.sync_state, max_changes=4)
+        given.update({value.id: value.subject for kind, value in page.changes if kind != "read_flag_change"})
+    assert sorted(given.values()) == sorted(f"Message {n}" for n in range(10))

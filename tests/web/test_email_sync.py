@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from calendar_helpers import database_refusing
 from contoso import PASSWORDS
 
 from widget import settings
@@ -111,7 +112,7 @@ def test_it_applies_updates_read_flags_deletes_and_moves_on_the_next_sync(app, s
     assert stored["Two"].is_read is True
     again = _sync(app, alice)
     assert (again.created, again.updated, again.deleted) == (0, 0, 0)
-    assert again.requests == 2  # one SyncFolderItems per folder when nothing changed
+    assert again.requests == 4  # one SyncFolderItems per folder (Inbox, Sent Items, Calendar, Tasks) when unchanged
 
 
 def test_it_recovers_from_an_invalid_sync_state_without_losing_or_duplicating(app, sandbox, alice):
@@ -163,10 +164,24 @@ def test_it_reschedules_after_a_fault_without_sleeping(app, sandbox, alice, kind
     assert _sync(app, alice).outcome == "ok" and list(_stored(app, alice)) == ["Hello"]
 
 
+def test_it_reschedules_when_the_database_refuses_a_page(app, sandbox, alice):
+    _deliver(sandbox, CUSTOMER, "Hello")
+    started = datetime.now(UTC).replace(microsecond=0)
+    with app.app_context():
+        user = db.session.get(User, alice)
+        with database_refusing("emails"):
+            run = run_sync(user, now=started)  # returns: the failed page is rolled back before anything else
+        assert run.outcome == "error" and run.finished_at is not None
+    assert _user(app, alice).sync_due_at == started + timedelta(seconds=60)
+    assert _stored(app, alice) == {}
+    assert _sync(app, alice).outcome == "ok" and list(_stored(app, alice)) == ["Hello"]
+
+
 def test_it_keeps_email_sync_off_when_another_integration_owns_email(app, sandbox, alice):
     _deliver(sandbox, CUSTOMER, "Hello")
     with app.test_request_context():
-        settings.save({"other_email_integration": True})
+        # The calendar and tasks off too, so that nothing syncs (test_calendar_sync: they sync while email is off).
+        settings.save({"other_email_integration": True, "sync_calendar": "off", "sync_tasks": "off"})
     run = _sync(app, alice)
     assert run.outcome == "off" and "another email integration" in _user(app, alice).last_sync_outcome
     assert _stored(app, alice) == {} and sandbox.stats.operations["SyncFolderItems"] == 0
@@ -181,3 +196,28 @@ def test_it_syncs_one_account_from_the_command_line(app, sandbox, alice):
     assert list(_stored(app, alice)) == ["From the command line"]
     unknown = app.test_cli_runner().invoke(args=["sync", "nobody@contoso.com"])
     assert unknown.exit_code != 0 and "must authorize in the widget first" in unknown.output
+
+
+def test_it_asks_exchange_one_sync_page_per_folder_when_nothing_changed(app, sandbox, alice):
+    _deliver(sandbox, CUSTOMER, "Already synced")
+    with app.test_request_context():
+        settings.save({"sync_calendar": "off", "sync_tasks": "off"})  # the mail folders alone
+    assert _sync(app, alice).created == 1
+    before = dict(sandbox.stats.operations)
+    run = _sync(app, alice)
+    asked = {name: count - before.get(name, 0) for name, count in sandbox.stats.operations.items()
+             if count != before.get(name, 0)}
+    assert run.outcome == "ok" and run.created == run.updated == run.deleted == 0
+    assert asked == {"SyncFolderItems": 2}  # Inbox and Sent Items, no GetFolder before them
+
+
+def test_it_fetches_bodies_of_stored_mail_in_one_batch_without_looking_folders_up(app, sandbox, alice):
+    for number in range(3):
+        _deliver(sandbox, CUSTOMER, f"Quote {number}")
+    _deliver(sandbox, STRANGER, "Weekly deals")
+    with app.test_request_context():
+        settings.save({"sync_calendar": "off", "sync_tasks": "off"})
+    run = _sync(app, alice)
+    assert run.created == 3
+    assert {e.body_html for e in _stored(app, alice).values()} == {f"<p>Quote {n}</p>" for n in range(3)}
+    assert sandbox.stats.operations["GetItem"] == 1 and sandbox.stats.operations["GetFolder"] == 0

@@ -20,7 +20,8 @@ from exchangelib import errors as ews_errors
 from exchangelib.fields import FieldPath
 from exchangelib.folders import BaseFolder
 from exchangelib.items import Item
-from exchangelib.services import SyncFolderItems
+from exchangelib.properties import DistinguishedFolderId
+from exchangelib.services import GetItem, SyncFolderItems
 
 from .connection import explain
 
@@ -31,8 +32,10 @@ SUMMARY_FIELDS = (
     "subject", "sender", "author", "to_recipients", "cc_recipients", "datetime_received", "datetime_sent",
     "is_read", "message_id", "has_attachments",
 )
-DISTINGUISHED = {"inbox": "inbox", "sentitems": "sent", "drafts": "drafts", "deleteditems": "trash",
-                 "junkemail": "junk"}
+# Folders that Exchange knows by name (DistinguishedFolderId) in every mailbox.
+BODY_FIELDS = ("body", "attachments")
+DISTINGUISHED = frozenset({"inbox", "sentitems", "drafts", "deleteditems", "junkemail"})
+FolderRef = BaseFolder | DistinguishedFolderId
 
 
 class SyncStateInvalid(Exception):
@@ -123,24 +126,26 @@ class MailboxPort:
         self.account = account
         self.requests = 0
         self._fields = {FieldPath(field=Message.get_field_by_fieldname(name)) for name in SUMMARY_FIELDS}
+        self._body_fields = {FieldPath(field=Message.get_field_by_fieldname(name)) for name in BODY_FIELDS}
 
-    def folder(self, name: str) -> BaseFolder:
+    def folder(self, name: str) -> FolderRef:
         """A folder by its distinguished name (inbox, sentitems, ...) or by its display name."""
+        if name.lower() in DISTINGUISHED:
+            # Addressed by name, as Exchange allows: no GetFolder first, so a sync with nothing new is ONE request.
+            return DistinguishedFolderId(id=name.lower(),
+                                         mailbox=EwsMailbox(email_address=self.account.primary_smtp_address))
         with _exchange_errors():
-            attribute = DISTINGUISHED.get(name.lower())
-            if attribute:
-                return getattr(self.account, attribute)
             for folder in self.account.msg_folder_root.walk():
                 if folder.name and folder.name.lower() == name.lower():
                     return folder
         raise LookupError(f"no folder named {name!r} in {self.account.primary_smtp_address}")
 
-    def sync_page(self, folder: BaseFolder, sync_state: str | None, max_changes: int = PAGE_SIZE) -> SyncPage:
+    def sync_page(self, folder: FolderRef, sync_state: str | None, max_changes: int = PAGE_SIZE) -> SyncPage:
         """The next page of changes since `sync_state` (None: from the start)."""
         with _exchange_errors():
             return self._sync_page(folder, sync_state, max_changes)
 
-    def _sync_page(self, folder: BaseFolder, sync_state: str | None, max_changes: int) -> SyncPage:
+    def _sync_page(self, folder: FolderRef, sync_state: str | None, max_changes: int) -> SyncPage:
         service = SyncFolderItems(account=self.account)
         page = SyncPage()
         self.requests += 1
@@ -168,8 +173,10 @@ class MailboxPort:
         for start in range(0, len(ids), BODY_BATCH):
             batch = ids[start:start + BODY_BATCH]
             self.requests += 1
-            fetched = self.account.fetch(ids=[(item_id, None) for item_id in batch],
-                                         only_fields=["body", "attachments"])
+            # The GetItem service itself: Account.fetch() first asks for the root folder (one more GetFolder per
+            # sync) only to validate the field names.
+            fetched = GetItem(account=self.account, chunk_size=BODY_BATCH).call(
+                items=[(item_id, None) for item_id in batch], additional_fields=self._body_fields, shape="IdOnly")
             for item_id, item in zip(batch, fetched, strict=True):
                 if not isinstance(item, Item):
                     yield item_id, None

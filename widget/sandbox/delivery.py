@@ -9,8 +9,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from . import recurrence
 from .items import Attendee, Item, Mailbox
-from .store import Store, User
+from .store import Sent, Store, User
+
+SENT_LOG_LIMIT = 1000  # the delivery log keeps the latest meeting messages only (a demo store lives long)
 
 # Properties an attendee's copy of a meeting shares with the organizer's item.
 MEETING_FIELDS = (
@@ -151,9 +154,22 @@ def _meeting_message(store: Store, user: User, meeting: Item, element: str, subj
     return store.add_item(store.folder(user.email, "inbox"), element, props, when=now)
 
 
-def send_invitations(store: Store, meeting: Item, only: set[str] | None = None) -> list[str]:
+def log_sent(store: Store, kind: str, meeting: Item, recipients: list[str]) -> None:
+    """Note a meeting message in the store's delivery log (what `GET /sandbox/stats` lists under "sent")."""
+    if not recipients:
+        return
+    organizer = meeting.props.get("Organizer")
+    store.sent.append(Sent(kind, organizer.email if organizer else "", tuple(recipients),
+                           meeting.props.get("Subject") or "", datetime.now(UTC)))
+    del store.sent[:-SENT_LOG_LIMIT]
+
+
+def send_invitations(store: Store, meeting: Item, only: set[str] | None = None, *,
+                     kind: str = "invitation") -> list[str]:
     """Invite the attendees of the organisation: a copy in their calendar (and free/busy) and a request in their
-    inbox. Returns the addresses invited."""
+    inbox. Every attendee named (outside ones too) is noted in the delivery log. Returns the addresses invited."""
+    log_sent(store, kind, meeting, [a.mailbox.email for a in _attendees(meeting.props)
+                                     if only is None or a.mailbox.email in only])
     invited = []
     existing = attendee_copies(store, meeting)
     for attendee in _attendees(meeting.props):
@@ -181,7 +197,11 @@ def send_invitations(store: Store, meeting: Item, only: set[str] | None = None) 
 
 
 def cancel_meeting(store: Store, meeting: Item, only: set[str] | None = None) -> list[str]:
-    """Cancel a meeting for its attendees: their copies are marked cancelled and free, and a cancellation arrives."""
+    """Cancel a meeting for its attendees: their copies are marked cancelled and free, and a cancellation arrives.
+    Every attendee cancelled for (outside ones too) is noted in the delivery log."""
+    # Attendees removed from a meeting are cancelled for by name (`only`): they are no longer among its attendees.
+    log_sent(store, "cancellation", meeting, sorted(only) if only is not None
+             else [a.mailbox.email for a in _attendees(meeting.props)])
     cancelled = []
     for email, copy in attendee_copies(store, meeting).items():
         if only is not None and email not in only:
@@ -191,5 +211,46 @@ def cancel_meeting(store: Store, meeting: Item, only: set[str] | None = None) ->
         )
         store.touch(copy)
         _meeting_message(store, store.users[email], meeting, "MeetingCancellation", "Canceled: ")
+        cancelled.append(email)
+    return cancelled
+
+
+# -- one occurrence of a series ------------------------------------------------------------------------------------
+def delete_occurrence(master: Item, original_start: datetime) -> None:
+    """Note an occurrence of a series as deleted (by its original start); the caller touches the master."""
+    deleted = list(master.props.get("DeletedOccurrences") or [])
+    if original_start not in deleted:
+        deleted.append(original_start)
+    master.props["DeletedOccurrences"] = deleted
+    recurrence.drop_exception(master, original_start)
+
+
+def update_occurrence_for_attendees(store: Store, master: Item, original_start: datetime,
+                                    changes: dict[str, Any]) -> list[str]:
+    """The organiser changed one occurrence: the attendees' copies of the series get the same exception and an
+    update arrives. Every attendee (outside ones too) is noted in the delivery log."""
+    occurrence = store.occurrence(recurrence.occurrence_id(master, original_start))
+    if occurrence is None:
+        return []
+    log_sent(store, "update", occurrence, [a.mailbox.email for a in _attendees(occurrence.props)])
+    updated = []
+    for email, copy in attendee_copies(store, master).items():
+        recurrence.set_exception(copy, original_start, changes)
+        store.touch(copy)
+        _meeting_message(store, store.users[email], occurrence, "MeetingRequest")
+        updated.append(email)
+    return updated
+
+
+def cancel_occurrence_for_attendees(store: Store, master: Item, occurrence: Item) -> list[str]:
+    """The organiser deleted one occurrence: it goes from the attendees' copies and a cancellation arrives. Every
+    attendee (outside ones too) is noted in the delivery log."""
+    original = occurrence.props.get("OriginalStart") or occurrence.props["Start"]
+    log_sent(store, "cancellation", occurrence, [a.mailbox.email for a in _attendees(occurrence.props)])
+    cancelled = []
+    for email, copy in attendee_copies(store, master).items():
+        delete_occurrence(copy, original)
+        store.touch(copy)
+        _meeting_message(store, store.users[email], occurrence, "MeetingCancellation", "Canceled: ")
         cancelled.append(email)
     return cancelled

@@ -345,6 +345,10 @@ class Item:
             from .recurrence import occurrence_info  # recurrence builds on this module
 
             return occurrence_info(self, name)
+        if name == "ModifiedOccurrences" and self.element == "CalendarItem":
+            from .recurrence import modified_occurrences
+
+            return modified_occurrences(self)
         if name == "IsMeeting" and self.element == "CalendarItem":
             return bool(props.get("RequiredAttendees") or props.get("OptionalAttendees"))
         return None

@@ -10,6 +10,11 @@ Exchange.
 An occurrence is not stored: it is computed whenever asked for, with an opaque id derived from the master's id and
 the occurrence's original start, so the same occurrence always has the same id and ``occurrence_by_id`` can find
 it again (GetItem on an id from a CalendarView).
+
+An occurrence changed on its own (UpdateItem on its id) becomes an exception: the master keeps the changed
+properties under EXCEPTIONS, by the occurrence's original start, and every expansion applies them (CalendarItemType
+"Exception", its own Start and End, the same id). The master lists them as its ModifiedOccurrences; changing the
+series' pattern or times drops them, as in Exchange.
 """
 
 from __future__ import annotations
@@ -51,10 +56,14 @@ DAY_GROUPS = {
 _OCCURRENCE_PREFIX = b"AAMk\x07"
 _STAMP_BYTES = 8
 # Properties that belong to the series as a whole, never to one of its occurrences.
+# A master's exceptions: {original start: {property: value (None: removed)}}; stored, never rendered as such.
+EXCEPTIONS = "_Exceptions"
 _MASTER_ONLY = frozenset(
     "Recurrence FirstOccurrence LastOccurrence ModifiedOccurrences DeletedOccurrences CalendarItemType "
-    "IsRecurring".split()
+    f"IsRecurring {EXCEPTIONS}".split()
 )
+# Changing any of these on a master replaces the series' occurrences, and with them their exceptions.
+SERIES_SHAPING = frozenset("Recurrence Start End StartTimeZone EndTimeZone MeetingTimeZone IsAllDayEvent".split())
 # A pattern that produced no date in this many steps is broken; stop rather than spin.
 _MAX_EMPTY_STEPS = 10_000
 
@@ -395,11 +404,55 @@ def occurrence_id(master: Item, original_start: datetime) -> str:
 
 
 def _make_occurrence(master: Item, start: datetime, end: datetime) -> Item:
+    """The occurrence that originally starts at `start` (an exception if it was changed on its own)."""
     props = {name: value for name, value in master.props.items() if name not in _MASTER_ONLY}
     props.update(Start=start, End=end, CalendarItemType="Occurrence", IsRecurring=True, RecurrenceId=start,
                  OriginalStart=start)
+    changes = exceptions_of(master).get(start)
+    if changes:
+        props.update(changes)
+        props = {name: value for name, value in props.items() if value is not None}
+        props["CalendarItemType"] = "Exception"
     return Item(id=occurrence_id(master, start), element="CalendarItem", folder_id=master.folder_id, props=props,
                 change_key=master.change_key, created=master.created, modified=master.modified)
+
+
+def exceptions_of(master: Item) -> dict[datetime, dict[str, Any]]:
+    """The master's changed occurrences: {original start: the properties changed}."""
+    return master.props.get(EXCEPTIONS) or {}
+
+
+def set_exception(master: Item, original_start: datetime, changes: dict[str, Any]) -> None:
+    """Record changes of one occurrence (merged with earlier ones); the caller touches the master."""
+    exceptions = dict(exceptions_of(master))
+    exceptions[original_start] = {**exceptions.get(original_start, {}), **changes}
+    master.props[EXCEPTIONS] = exceptions
+
+
+def drop_exception(master: Item, original_start: datetime) -> None:
+    """Forget the changes of one occurrence (it was deleted)."""
+    exceptions = dict(exceptions_of(master))
+    exceptions.pop(original_start, None)
+    master.props[EXCEPTIONS] = exceptions
+
+
+def modified_occurrences(item: Item) -> RawXml | None:
+    """A master's ``<t:ModifiedOccurrences>`` (OccurrenceInfoType: ItemId, Start, End, OriginalStart), or None."""
+    if not is_recurring_master(item):
+        return None
+    deleted = set(item.props.get("DeletedOccurrences") or ())
+    originals = sorted(start for start in exceptions_of(item) if start not in deleted)
+    if not originals:
+        return None
+    elem = etree.Element(t("ModifiedOccurrences"), nsmap={"t": T_NS})
+    for original in originals:
+        occurrence = _make_occurrence(item, original, original)
+        holder = sub(elem, t("Occurrence"))
+        sub(holder, t("ItemId"), Id=occurrence.id, ChangeKey=item.change_key)
+        sub(holder, t("Start"), format_datetime(occurrence.props["Start"]))
+        sub(holder, t("End"), format_datetime(occurrence.props["End"]))
+        sub(holder, t("OriginalStart"), format_datetime(original))
+    return RawXml(etree.tostring(elem))
 
 
 def expand(item: Item, start: datetime, end: datetime, *, touching: bool = False) -> list[Item]:
@@ -413,12 +466,22 @@ def expand(item: Item, start: datetime, end: datetime, *, touching: bool = False
     """
     if not is_recurring_master(item):
         return []
+    exceptions = exceptions_of(item)
     found = []
     for occ_start, occ_end in _occurrence_times(item, start):
         if occ_start >= end:
             break
-        if _overlaps(occ_start, occ_end, start, end, touching):
+        if occ_start not in exceptions and _overlaps(occ_start, occ_end, start, end, touching):
             found.append(_make_occurrence(item, occ_start, occ_end))
+    # An exception may have moved anywhere: each is checked at its own times.
+    deleted = set(item.props.get("DeletedOccurrences") or ())
+    for original in exceptions:
+        if original in deleted:
+            continue
+        occurrence = _make_occurrence(item, original, original)
+        if _overlaps(occurrence.props["Start"], occurrence.props["End"], start, end, touching):
+            found.append(occurrence)
+    found.sort(key=lambda occurrence: (occurrence.props["Start"], occurrence.props["End"]))
     return found
 
 
@@ -529,14 +592,20 @@ def occurrence_info(item: Item, which: str) -> RawXml | None:
 __all__ = [
     "Pattern",
     "Recurrence",
+    "EXCEPTIONS",
+    "SERIES_SHAPING",
     "calendar_instances",
+    "drop_exception",
+    "exceptions_of",
     "expand",
     "is_recurring_master",
     "item_time_zone",
     "master_id_of",
+    "modified_occurrences",
     "nth_occurrence",
     "occurrence_by_id",
     "occurrence_id",
     "occurrence_info",
     "parse_recurrence",
+    "set_exception",
 ]

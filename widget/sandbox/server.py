@@ -33,9 +33,11 @@ from .soap import (
     ItemError,
     envelope,
     fault_element,
+    m,
     operation_response,
     parse_request,
     response_message,
+    sub,
     to_bytes,
 )
 from .store import Store
@@ -47,6 +49,17 @@ log = logging.getLogger(__name__)
 EWS_PATH = "/EWS/Exchange.asmx"
 # An observer sees every SOAP document: ("request" | "response", the parsed envelope).
 Observer = Callable[[str, etree._Element], None]
+# Operations whose response messages hold <m:Items> even when they fail (the schema requires it).
+ITEM_INFO_OPERATIONS = frozenset({"GetItem", "CreateItem", "UpdateItem", "MoveItem", "CopyItem"})
+
+
+def failed_response(name: str, error: ItemError) -> etree._Element:
+    """An operation's response whose single response message carries `error`."""
+    response, messages = operation_response(name)
+    message = response_message(messages, name, error)
+    if name in ITEM_INFO_OPERATIONS:
+        sub(message, m("Items"))
+    return response
 
 
 @dataclass
@@ -89,6 +102,8 @@ class Stats:
             "unauthorized": self.unauthorized,
             "failed_logins": {u.email: u.failed_logins for u in store.users.values() if u.failed_logins},
             "locked": sorted(u.email for u in store.users.values() if u.locked),
+            "sent": [{"kind": sent.kind, "from": sent.sender, "to": list(sent.recipients), "subject": sent.subject,
+                      "when": sent.when.isoformat()} for sent in store.sent],
         }
 
 
@@ -131,7 +146,9 @@ class Sandbox:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Sandbox:
         """Serve in a background thread (port 0 picks a free port)."""
         self._server = _SandboxHTTPServer((host, port), self)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="ews-sandbox", daemon=True)
+        # A short poll keeps stop() quick (the default half second is paid by every test that stops a sandbox).
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="ews-sandbox", daemon=True)
         self._thread.start()
         return self
 
@@ -258,8 +275,7 @@ class Sandbox:
             return self._fault_reply(error)
         except ItemError as error:
             # An item-level error outside any per-item loop: answer it as the operation's single response message.
-            response, messages = operation_response(name)
-            response_message(messages, name, error)
+            response = failed_response(name, error)
         except Exception:
             log.exception("sandbox failed on %s", name)
             return self._fault_reply(EwsFault("ErrorInternalServerError", "An internal server error occurred."))
@@ -304,9 +320,7 @@ class Sandbox:
             "mailbox_move": ("ErrorMailboxMoveInProgress", "The mailbox is being moved. Try again later."),
         }
         code, text = codes[kind]
-        response, messages = operation_response(name)
-        response_message(messages, name, ItemError(code, text))
-        root = envelope(response)
+        root = envelope(failed_response(name, ItemError(code, text)))
         self._observe("response", root)
         return Reply(200, to_bytes(root))
 
@@ -340,6 +354,9 @@ class _SandboxHTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, as IIS sets it: a reply goes out as two writes (headers, then body), and with Nagle's algorithm
+    # the body waited for the client's delayed ACK of the headers, about 40 ms per reply on loopback.
+    disable_nagle_algorithm = True
     server_version = "Microsoft-IIS/10.0"
     sys_version = ""
     server: _SandboxHTTPServer

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .items import Item, Mailbox, new_id
 from .soap import ItemError
@@ -66,6 +66,17 @@ class User:
     def mailbox(self) -> Mailbox:
         """This user as an address on an item."""
         return Mailbox(self.email, self.display_name, "Mailbox")
+
+
+class Sent(NamedTuple):
+    """A meeting message the organisation sent: an invitation, an update or a cancellation, to every attendee named
+    (people outside the organisation included, who get nothing else from the sandbox)."""
+
+    kind: str  # "invitation", "update" or "cancellation"
+    sender: str
+    recipients: tuple[str, ...]
+    subject: str
+    when: datetime
 
 
 @dataclass(slots=True)
@@ -116,18 +127,25 @@ class Folder:
             entry.change_key = change_key
         self.changes.append((seq, item_id))
 
-    def changes_since(self, seq: int) -> Iterator[tuple[str, LogEntry]]:
-        """Items whose latest change is after `seq`, in the order of their latest change.
+    def changes_since(self, seq: int) -> Iterator[tuple[int, str, LogEntry]]:
+        """Items changed after `seq`, each once, at its first change after `seq`: (that point, item id, entry).
+
+        The first change, not the latest: a page that ends at a point of the log must have given every item
+        changed up to that point. Placed at its latest change, an old message read while a first sync is under
+        way would fall behind the page's end, and the next page, starting after its creation, would report a
+        mere read flag change for a message the client never got (Exchange, which remembers what it gave a
+        client, sends it as a Create). A later change of an item already given shows again on the next page.
 
         A generator, so that a page of a sync reads only as far as it goes: a first sync of a large folder
         would otherwise copy the rest of the log once per page.
         """
         changes = self.changes
+        placed: set[str] = set()
         for position in range(bisect.bisect_right(changes, (seq, "\uffff")), len(changes)):
             change_seq, item_id = changes[position]
-            entry = self.log[item_id]
-            if entry.last == change_seq:
-                yield item_id, entry
+            if item_id not in placed:
+                placed.add(item_id)
+                yield change_seq, item_id, self.log[item_id]
 
 
 class Store:
@@ -143,6 +161,7 @@ class Store:
         self.secret = os.urandom(32)
         self._change_counter = count(1)
         self.lock = threading.RLock()
+        self.sent: list[Sent] = []  # the delivery log of meeting messages, oldest first
 
     # -- persistence -------------------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -153,6 +172,7 @@ class Store:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["_change_counter"] = count(state["_change_counter"])
+        state.setdefault("sent", [])  # a store saved before the delivery log existed
         self.__dict__.update(state)
         self.lock = threading.RLock()
 

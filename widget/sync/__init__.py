@@ -1,1 +1,1 @@
-"""The sync engine: emails (and later calendar and tasks), with state kept per account and folder."""
+"""The sync engine: emails, calendar and tasks, with state kept per account and folder."""

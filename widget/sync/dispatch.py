@@ -1,16 +1,19 @@
 """The dispatcher: which accounts are due, who may sync them, and one scheduler per deployment.
 
 - An account is claimed atomically in the database (an UPDATE that succeeds for one worker only), so it never
-  syncs twice at once, whatever the number of processes. A claim older than CLAIM_TIMEOUT is considered
-  abandoned (its worker died) and may be taken over.
+  syncs twice at once, whatever the number of processes. A running sync renews its claim with every page it
+  stores; a claim not renewed for CLAIM_TIMEOUT is abandoned (its worker died) and may be taken over.
 - A deployment lock makes one scheduler per deployment: a file lock beside a SQLite database, an advisory
   lock on PostgreSQL. Extra web workers, or Flask's reloader, then start none.
+  The advisory lock's key names the deployment's schema, so that deployments sharing a PostgreSQL database
+  (one schema each) do not stop each other's scheduler.
 - Due accounts run in a bounded pool, keeping the requests in flight under Exchange's concurrency budget.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import socket
@@ -20,15 +23,22 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import or_, text, update
+from sqlalchemy import Connection, or_, text, update
 
 from ..extensions import db
 from ..models import User, UserStatus
 
 log = logging.getLogger(__name__)
-CLAIM_TIMEOUT = timedelta(minutes=30)
+CLAIM_TIMEOUT = timedelta(minutes=10)  # far longer than one page takes, even from a slow server
 POOL_SIZE = 4  # accounts synced at once: well under Exchange's ~10 concurrent requests per service account
-ADVISORY_LOCK_KEY = 0x57_49_44_47  # "WIDG"
+
+
+def advisory_lock_key(connection: Connection) -> int:
+    """The PostgreSQL advisory lock key of the deployment whose tables `connection` sees: one per database and
+    schema (advisory locks are shared by every schema of a database), the same in every process."""
+    database, schema = connection.execute(text("SELECT current_database(), current_schema()")).one()
+    digest = hashlib.blake2b(f"exchange-widget scheduler {database} {schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)  # pg_try_advisory_lock takes a bigint
 
 
 class DeploymentLock:
@@ -38,6 +48,7 @@ class DeploymentLock:
         self.app = app
         self._file: Any = None
         self._connection: Any = None
+        self._key: int | None = None
 
     def acquire(self) -> bool:
         """Take the lock without waiting; False if another scheduler holds it."""
@@ -45,8 +56,9 @@ class DeploymentLock:
             engine = db.engine
             if engine.dialect.name == "postgresql":
                 connection = engine.connect()
-                if connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}).scalar():
-                    self._connection = connection  # the lock lives as long as this session
+                key = advisory_lock_key(connection)
+                if connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
+                    self._connection, self._key = connection, key  # the lock lives as long as this session
                     return True
                 connection.close()
                 return False
@@ -67,7 +79,7 @@ class DeploymentLock:
     def release(self) -> None:
         """Let another scheduler take over."""
         if self._connection is not None:
-            self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
+            self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
             self._connection.close()
             self._connection = None
         if self._file is not None:
@@ -109,14 +121,17 @@ def release(user_id: int, worker: str) -> None:
     db.session.commit()
 
 
-def sync_claimed(app: Flask, user_id: int, worker: str) -> str:
-    """Run one claimed account's sync in its own app context, then release the claim; returns the outcome."""
+def sync_claimed(app: Flask, user_id: int, worker: str, now: datetime | None = None) -> str:
+    """Run one claimed account's sync in its own app context, then release the claim; returns the outcome.
+
+    `now` is the time of the claim: the run starts then, and its next due time counts from it.
+    """
     from .runner import run_sync
 
     with app.app_context():
         try:
             user = db.session.get(User, user_id)
-            return run_sync(user).outcome if user is not None else "gone"
+            return run_sync(user, now=now).outcome if user is not None else "gone"
         finally:
             db.session.rollback()
             release(user_id, worker)
@@ -144,7 +159,8 @@ class Dispatcher:
             for user_id in due_accounts(now, room):
                 if user_id in self.running or not claim(user_id, self.worker, now):
                     continue
-                self.running[user_id] = self.pool.submit(sync_claimed, self.app, user_id, self.worker)
+                # The run keeps the tick's clock, so that its next due time agrees with the claim's.
+                self.running[user_id] = self.pool.submit(sync_claimed, self.app, user_id, self.worker, now)
                 started.append(user_id)
         return started
 

@@ -18,9 +18,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..crm.matching import reconcile_sent_copy
-from ..exchange.mailbox import MailboxPort, MessageBody, MessageSummary, SyncStateInvalid
+from ..exchange.mailbox import MailboxPort, MessageBody, MessageSummary, SyncPage
 from ..extensions import db
 from ..models import CrmAddress, Email, EmailAddress, FolderSync, User
+from .pages import PagesRun
 
 Progress = Callable[[str, int], None]  # (folder, messages handled so far) — for "Sync now" progress
 
@@ -90,15 +91,6 @@ class MailSyncResult:
         return sum(f.deleted for f in self.folders)
 
 
-def _folder_state(user: User, folder: str) -> FolderSync:
-    state = db.session.scalar(db.select(FolderSync).where(FolderSync.user_id == user.id, FolderSync.folder == folder))
-    if state is None:
-        state = FolderSync(user_id=user.id, folder=folder, pass_number=0, pass_complete=False)
-        db.session.add(state)
-        db.session.flush()
-    return state
-
-
 def _apply_summary(email: Email, message: MessageSummary) -> None:
     email.change_key = message.change_key
     email.subject = message.subject
@@ -112,11 +104,19 @@ def _apply_summary(email: Email, message: MessageSummary) -> None:
     email.has_attachments = message.has_attachments
 
 
-def _set_addresses(email: Email, message: MessageSummary) -> None:
-    db.session.execute(db.delete(EmailAddress).where(EmailAddress.email_id == email.id))
-    rows = {(message.sender[0], "from")} | {(a, "to") for a, _ in message.to} | {(a, "cc") for a, _ in message.cc}
-    db.session.add_all(EmailAddress(email_id=email.id, address=address, role=role) for address, role in rows
-                       if address)
+def _set_addresses(stored: list[tuple[Email, MessageSummary]], *, new: bool) -> None:
+    """The sender and recipients of a page's stored emails: one DELETE (unless they are new) and one INSERT, not a
+    statement and a flush per email, which made up most of a first sync's time in the database."""
+    if not stored:
+        return
+    if not new:
+        db.session.execute(db.delete(EmailAddress).where(EmailAddress.email_id.in_([e.id for e, _ in stored])))
+    rows = []
+    for email, message in stored:
+        roles = {(message.sender[0], "from")} | {(a, "to") for a, _ in message.to} | {(a, "cc") for a, _ in message.cc}
+        rows += [{"email_id": email.id, "address": address, "role": role} for address, role in roles if address]
+    if rows:
+        db.session.execute(db.insert(EmailAddress), rows)
 
 
 def _apply_body(email: Email, body: MessageBody | None) -> None:
@@ -143,6 +143,7 @@ def _store_page(user: User, folder: str, state: FolderSync, page: Any, port: Mai
     bodies = dict(port.bodies(changed_ids)) if changed_ids else {}
 
     direction = "sent" if folder == "sentitems" else "received"
+    created: list[tuple[Email, MessageSummary]] = []
     for message in to_create:
         if message.item_id in bodies and bodies[message.item_id] is None:
             continue  # gone from Exchange since the page was read; the next page deletes nothing of ours
@@ -150,10 +151,12 @@ def _store_page(user: User, folder: str, state: FolderSync, page: Any, port: Mai
                       seen_in_pass=state.pass_number)
         _apply_summary(email, message)
         _apply_body(email, bodies.get(message.item_id))
-        db.session.add(email)
-        db.session.flush()
-        _set_addresses(email, message)
-        result.created += 1
+        created.append((email, message))
+    db.session.add_all(email for email, _ in created)
+    db.session.flush()  # the page's new rows in one go: their addresses need their ids
+    _set_addresses(created, new=True)
+    result.created += len(created)
+    updated: list[tuple[Email, MessageSummary]] = []
     for message in to_update:
         email = existing[message.item_id]
         email.seen_in_pass = state.pass_number
@@ -165,16 +168,19 @@ def _store_page(user: User, folder: str, state: FolderSync, page: Any, port: Mai
             continue
         _apply_summary(email, message)
         _apply_body(email, bodies.get(message.item_id))
-        _set_addresses(email, message)
+        updated.append((email, message))
         result.updated += 1
+    _set_addresses(updated, new=False)
     if page.deleted:
         gone = db.session.execute(db.delete(Email).where(Email.user_id == user.id, Email.item_id.in_(page.deleted)))
         result.deleted += gone.rowcount or 0
-    for item_id, is_read in page.read_flags:
-        email = db.session.scalar(db.select(Email).where(Email.user_id == user.id, Email.item_id == item_id))
-        if email is not None and email.is_read != is_read:
-            email.is_read = is_read
-            result.updated += 1
+    flags = dict(page.read_flags)  # the last flag of an item wins
+    if flags:
+        for email in db.session.scalars(db.select(Email).where(Email.user_id == user.id,
+                                                               Email.item_id.in_(list(flags)))):
+            if email.is_read != flags[email.item_id]:
+                email.is_read = flags[email.item_id]
+                result.updated += 1
     state.sync_state = page.sync_state
     state.last_synced_at = now
     db.session.commit()
@@ -184,42 +190,27 @@ def _finish_full_pass(user: User, folder: str, state: FolderSync, result: Folder
     stale = db.session.execute(db.delete(Email).where(
         Email.user_id == user.id, Email.folder == folder, Email.seen_in_pass < state.pass_number))
     result.deleted += stale.rowcount or 0
-    state.pass_complete = True
-    db.session.commit()
 
 
 def sync_folder(user: User, folder: str, port: MailboxPort, rules: MailRules, *, progress: Progress | None = None,
                 now: datetime | None = None) -> FolderResult:
     """Sync one folder until Exchange says it is up to date."""
     now = now or datetime.now(UTC)
-    state = _folder_state(user, folder)
-    if state.sync_state is None:
-        state.pass_number += 1
-        state.pass_complete = False
-        db.session.commit()
-    result = FolderResult(folder=folder, full_pass=not state.pass_complete)
+    result = FolderResult(folder=folder)
     exchange_folder = port.folder(folder)
     handled = 0
-    while True:
-        try:
-            page = port.sync_page(exchange_folder, state.sync_state)
-        except SyncStateInvalid:
-            # Exchange no longer knows our state: start a full pass that deletes nothing until it completes.
-            state.sync_state = None
-            state.pass_number += 1
-            state.pass_complete = False
-            db.session.commit()
-            result.full_pass = True
-            continue
-        result.pages += 1
+
+    def store(state: FolderSync, page: SyncPage) -> None:
+        nonlocal handled
         _store_page(user, folder, state, page, port, rules, result, now)
         handled += len(page.changed) + len(page.deleted) + len(page.read_flags)
         if progress:
             progress(folder, handled)
-        if page.done:
-            break
-    if not state.pass_complete:
-        _finish_full_pass(user, folder, state, result)
+
+    run = PagesRun(read_page=lambda sync_state: port.sync_page(exchange_folder, sync_state), store_page=store,
+                   finish_full_pass=lambda state: _finish_full_pass(user, folder, state, result))
+    run.run(user, folder)
+    result.pages, result.full_pass = run.pages, run.full_pass
     return result
 
 

@@ -11,21 +11,27 @@ connection, the run recorded, and every failure turned into the account's next s
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
+from sqlalchemy import update
 
 from .. import settings
+from ..exchange.calendar import CalendarPort
 from ..exchange.connection import ExchangeProblem, ServerConfig, account_for, exchange_login, explain
 from ..exchange.mailbox import MailboxPort
 from ..extensions import db
 from ..models import SyncRun, User, UserStatus
 from ..secrets import decrypt
-from .email import MailRules, Progress, sync_mail
+from .calendar import SyncRules, sync_calendar
+from .calendar_rows import CALENDAR_FOLDER, TASKS_FOLDER
+from .email import FolderResult, MailRules, Progress, sync_mail
+from .labels import folder_label
+from .tasks import sync_tasks
 
 log = logging.getLogger(__name__)
-FOLDER_LABELS = {"inbox": "Inbox", "sentitems": "Sent Items"}
 DEFAULT_BACK_OFF = timedelta(seconds=60)
 MAILBOX_MOVE_RETRY = timedelta(minutes=5)
 MAX_BACK_OFF = timedelta(hours=1)
@@ -56,27 +62,50 @@ def run_sync(user: User, *, progress: Progress | None = None, now: datetime | No
     now = now or datetime.now(UTC)
     current = settings.load()
     folders = list(current.sync_folders)
+    # Only the holder of the account's claim syncs it: a run still marked running was cut off (its process died).
+    db.session.execute(update(SyncRun).where(SyncRun.user_id == user.id, SyncRun.outcome == "running").values(
+        outcome="interrupted", finished_at=now, progress=None,
+        error="The sync stopped before it finished; the next sync went on from the last page it stored."))
     run = SyncRun(user_id=user.id, started_at=now, folders=folders)
     db.session.add(run)
     db.session.commit()
+    started = time.monotonic()
     port: MailboxPort | None = None
     outcome: Outcome
     next_due: datetime | None = now + timedelta(minutes=current.sync_interval_minutes)
     try:
-        if current.email_sync_off_reason:
-            outcome = Outcome("off", current.email_sync_off_reason)
+        calendar_rules = SyncRules.from_settings(current, current.sync_calendar, now)
+        task_rules = SyncRules.from_settings(current, current.sync_tasks, now)
+        run.folders = ([] if current.email_sync_off_reason else folders) + \
+            [folder for folder, rules in ((CALENDAR_FOLDER, calendar_rules), (TASKS_FOLDER, task_rules)) if rules.pulls]
+        if not run.folders:
+            outcome = Outcome("off", current.email_sync_off_reason or "Sync is turned off by your administrator.")
         else:
             port = mailbox_for(user, current)
 
             def report(folder: str, handled: int) -> None:
-                run.progress = f"{FOLDER_LABELS.get(folder, folder)}: {handled} changes"
+                run.progress = f"{folder_label(folder)}: {handled} changes"
+                if user.sync_claimed_at is not None:
+                    # The claim's heartbeat, on the run's own clock: a claim not renewed for CLAIM_TIMEOUT is a dead
+                    # worker's, which another may take over.
+                    user.sync_claimed_at = now + timedelta(seconds=time.monotonic() - started)
                 db.session.commit()
                 if progress:
                     progress(folder, handled)
 
-            result = sync_mail(user, port, MailRules.from_settings(current), folders, progress=report)
-            run.created, run.updated, run.deleted = result.created, result.updated, result.deleted
-            outcome = Outcome("ok", f"{result.created} new, {result.updated} changed, {result.deleted} removed")
+            results: list[FolderResult] = []
+            if not current.email_sync_off_reason:
+                results += sync_mail(user, port, MailRules.from_settings(current), folders, progress=report).folders
+            if calendar_rules.pulls:
+                results.append(sync_calendar(user, CalendarPort(port), calendar_rules, progress=report, now=now))
+            if task_rules.pulls:
+                results.append(sync_tasks(user, CalendarPort(port), task_rules, current, progress=report, now=now))
+            run.created, run.updated, run.deleted = (sum(r.created for r in results), sum(r.updated for r in results),
+                                                     sum(r.deleted for r in results))
+            summary = f"{run.created} new, {run.updated} changed, {run.deleted} removed"
+            # Email may be off (another integration owns it) while the calendar and tasks still sync: say so.
+            outcome = Outcome("ok", f"{summary}. {current.email_sync_off_reason}" if current.email_sync_off_reason
+                              else summary)
             user.sync_failures = 0
     except ExchangeProblem as problem:
         db.session.rollback()
@@ -96,8 +125,9 @@ def run_sync(user: User, *, progress: Progress | None = None, now: datetime | No
             next_due = now + min(DEFAULT_BACK_OFF * 2 ** (user.sync_failures - 1), MAX_BACK_OFF)
             outcome = Outcome("error", problem.message)
     except Exception as error:  # every other failure is transient until proven otherwise
-        log.warning("sync of account %s failed: %s", user.id, type(error).__name__, exc_info=True)
+        # Rolled back first: after a failed flush even reading `user` needs a usable session.
         db.session.rollback()
+        log.warning("sync of account %s failed: %s", user.id, type(error).__name__, exc_info=True)
         user.sync_failures = (user.sync_failures or 0) + 1
         next_due = now + min(DEFAULT_BACK_OFF * 2 ** (user.sync_failures - 1), MAX_BACK_OFF)
         outcome = Outcome("error", explain(error).message)

@@ -223,15 +223,22 @@ def update_item(ctx: Context, op: etree._Element) -> etree._Element:
     for change in changes if changes is not None else []:
         try:
             ref = change[0]
-            item = _stored(ctx, find_item(ctx, ref), "update")
+            item = find_item(ctx, ref)
             if resolution == "NeverOverwrite" and ref.get("ChangeKey") and ref.get("ChangeKey") != item.change_key:
                 raise ItemError(
                     "ErrorIrresolvableConflict",
                     "The send or update operation could not be performed because the change key passed "
                     "in the request does not match the current change key for the item.",
                 )
+            if item.id not in store.items:
+                item = _update_occurrence(ctx, item, change.find(t("Updates")), send_updates)
+                message = _item_info(messages, "UpdateItem", item)
+                sub(sub(message, m("ConflictResults")), t("Count"), "0")
+                continue
             before = {name: item.props.get(name) for name in ("RequiredAttendees", "OptionalAttendees")}
             changed = _apply_updates(item, change.find(t("Updates")))
+            if recurrence.is_recurring_master(item) and changed & recurrence.SERIES_SHAPING:
+                item.props.pop(recurrence.EXCEPTIONS, None)  # new occurrences: the old ones' changes go
             if item.element == "Task" and changed & {"Status", "PercentComplete"}:
                 if "PercentComplete" in changed and item.props.get("PercentComplete") == 100:
                     item.props["Status"] = "Completed"
@@ -253,13 +260,30 @@ def update_item(ctx: Context, op: etree._Element) -> etree._Element:
     return response
 
 
+def _update_occurrence(ctx: Context, occurrence: Item, updates: etree._Element, send_updates: str | None) -> Item:
+    """Change one occurrence of a series: it becomes an exception the master keeps (attendees' copies too, when the
+    organiser sends the update). Returns the exception as it now reads."""
+    store = ctx.store
+    master = store.items[recurrence.master_id_of(occurrence.id) or ""]
+    changed = _apply_updates(occurrence, updates)
+    _validate_calendar(occurrence.props)
+    original = occurrence.props["OriginalStart"]
+    changes = {name: occurrence.props.get(name) for name in changed - recurrence.SERIES_SHAPING}
+    changes.update(Start=occurrence.props["Start"], End=occurrence.props["End"])
+    recurrence.set_exception(master, original, changes)
+    store.touch(master)
+    if send_updates not in (None, "SendToNone") and master.props.get("IsOrganizer", True):
+        delivery.update_occurrence_for_attendees(store, master, original, changes)
+    return store.occurrence(occurrence.id) or occurrence
+
+
 def _send_meeting_updates(ctx: Context, item: Item, before: dict[str, Any]) -> None:
     old = {a.mailbox.email for name in before for a in before[name] or []}
     new = {a.mailbox.email for name in ("RequiredAttendees", "OptionalAttendees") for a in item.props.get(name) or []}
     if old - new:
         delivery.cancel_meeting(ctx.store, item, only=old - new)
     if new:
-        delivery.send_invitations(ctx.store, item)
+        delivery.send_invitations(ctx.store, item, kind="update")
 
 
 def _send_draft(ctx: Context, item: Item, save_copy: bool) -> Item | None:
@@ -309,7 +333,7 @@ def delete_item(ctx: Context, op: etree._Element) -> etree._Element:
         try:
             item = find_item(ctx, ref)
             if item.id not in store.items:
-                _delete_occurrence(ctx, item)
+                _delete_occurrence(ctx, item, notify=cancellations not in (None, "SendToNone"))
                 response_message(messages, "DeleteItem")
                 continue
             folder = store.folder_of(item)
@@ -335,13 +359,15 @@ def delete_item(ctx: Context, op: etree._Element) -> etree._Element:
     return response
 
 
-def _delete_occurrence(ctx: Context, occurrence: Item) -> None:
-    """Delete one occurrence of a series: the master remembers it among its DeletedOccurrences, as in Exchange."""
+def _delete_occurrence(ctx: Context, occurrence: Item, *, notify: bool = False) -> None:
+    """Delete one occurrence of a series: the master remembers it among its DeletedOccurrences, as in Exchange (by
+    its original start, an exception's too); with `notify` the organiser cancels it for the attendees."""
     master = ctx.store.items[recurrence.master_id_of(occurrence.id) or ""]
-    deleted = list(master.props.get("DeletedOccurrences") or [])
-    deleted.append(occurrence.props["Start"])
-    master.props["DeletedOccurrences"] = deleted
+    original = occurrence.props.get("OriginalStart") or occurrence.props["Start"]
+    delivery.delete_occurrence(master, original)
     ctx.store.touch(master)
+    if notify and master.props.get("IsOrganizer", True):
+        delivery.cancel_occurrence_for_attendees(ctx.store, master, occurrence)
 
 
 @operation("MoveItem", mutates=True)

@@ -59,14 +59,14 @@ def sync_folder_items(ctx: Context, op: etree._Element) -> etree._Element:
     reached = since
     pending = folder.changes_since(since)
     done = True
-    for item_id, entry in pending:
+    for position, item_id, entry in pending:
         kind = _classify(entry, since)
         if kind is not None and item_id not in ignored:
             if len(changes) == max_changes:
                 done = False
                 break
             changes.append((kind, item_id, entry))
-        reached = entry.last
+        reached = position
     if done:
         reached = folder.seq
 
