@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,22 @@ def test_it_shows_seeded_mail_on_a_record_of_the_demo_crm_after_the_first_sync(d
         if shown:
             break
     assert shown > 0
+
+    # Back in the Exchange tab: schedule a meeting with a colleague at a time the grid offers as free for both.
+    page.get_by_role("navigation", name="Modules").get_by_role("link", name="Exchange").click()
+    tab = page.frame_locator("iframe[title='Exchange widget']")
+    tab.locator("summary", has_text="New").click()
+    tab.get_by_role("link", name="Schedule Meeting").click()
+    dialog = tab.get_by_role("dialog", name="Schedule Meeting")
+    dialog.get_by_label("Subject").fill("Demo pricing call")
+    monday = datetime.now(UTC).date() + timedelta(days=7 - datetime.now(UTC).weekday())  # a working day ahead
+    dialog.get_by_label("Start", exact=True).fill(f"{monday:%Y-%m-%d}T10:00")
+    dialog.get_by_label("End", exact=True).fill(f"{monday:%Y-%m-%d}T10:30")
+    dialog.get_by_label("Attendees", exact=True).fill("alex")
+    dialog.get_by_role("option", name="Alex Wilber").click()
+    expect(dialog.locator('tr[data-address="alex.wilber@contoso.com"]')).to_have_count(1)
+    dialog.locator("button.offer").first.click()
+    dialog.get_by_role("button", name="Schedule").click()
+    expect(dialog.get_by_role("status")).to_contain_text("Your meeting “Demo pricing call” is scheduled")
+    dialog.get_by_role("button", name="Close").click()
+    expect(tab.locator("#upcoming")).to_contain_text("Demo pricing call")

@@ -3,13 +3,13 @@ Partitioned, so the browser keeps it for the widget in that CRM (and only there)
 
 from __future__ import annotations
 
-from browser_helpers import Screenshot, authorize, open_tab
+from browser_helpers import authorize, open_tab
 from contoso import PASSWORDS
 from playwright.sync_api import BrowserContext, Page, expect
 
 
 def test_it_authorizes_a_user_inside_the_crm_frame_and_shows_the_dashboard(page: Page, context: BrowserContext, crm,
-                                                                            widget, screenshot: Screenshot):
+                                                                            widget):
     frame = open_tab(page, crm, f"{widget.url}/dashboard")
     # Not signed in yet: the dashboard sends the visitor to Authorize, inside the frame.
     expect(frame.get_by_role("heading", name="Authorize")).to_be_visible()
@@ -19,7 +19,6 @@ def test_it_authorizes_a_user_inside_the_crm_frame_and_shows_the_dashboard(page:
     expect(frame.locator("#user-status")).to_have_text("Authorized")
     expect(frame.locator("#latest-sync")).to_have_text("None yet")
     expect(frame.get_by_text("alice@contoso.com")).to_be_visible()
-    screenshot(page, "dashboard")
 
     # Embedding on: the third-party kind of session cookie, under its own name.
     (cookie,) = [c for c in context.cookies() if c["name"] == "widget_session_embedded"]

@@ -23,7 +23,7 @@ from web_helpers import csrf_token, post
 from werkzeug.test import TestResponse
 
 from widget.extensions import db, limiter
-from widget.models import ApiToken, CrmRecord, Email, User
+from widget.models import ApiToken, CrmRecord, Email, Task, User
 
 ALICE, BOB = "alice@contoso.com", "bob@contoso.com"
 SECRETS = {**PASSWORDS, "the administrator": "Admin-password-1"}
@@ -58,6 +58,17 @@ MATRIX: dict[str, Access] = {
     "emails.send": Access(SIGNED_IN, {"POST": 422}),
     "emails.show": Access(OWNER, {"GET": 200}),
     "emails.body": Access(OWNER, {"GET": 200}),
+    "dashboard.upcoming": Access(SIGNED_IN, {"GET": 200}),
+    "dashboard.tasks": Access(SIGNED_IN, {"GET": 200}),
+    "dashboard.time_zone": Access(SIGNED_IN, {"POST": 422}),  # no zone chosen
+    "meetings.new": Access(SIGNED_IN, {"GET": 200}),
+    "meetings.schedule": Access(SIGNED_IN, {"POST": 422}),  # an empty form: each field's error
+    "meetings.availability": Access(SIGNED_IN, {"GET": 422}),  # no start: nothing to show
+    "meetings.people": Access(SIGNED_IN, {"GET": 200}),
+    "meetings.related_list": Access(SIGNED_IN, {"GET": 200}),
+    "tasks.new": Access(SIGNED_IN, {"GET": 200}),
+    "tasks.create": Access(SIGNED_IN, {"POST": 422}),
+    "tasks.complete": Access(OWNER, {"POST": 503}),  # a made-up item id: Exchange refuses it, and the user is told
     "admin.index": Access(ADMIN, {"GET": 200}),
     "admin.server": Access(ADMIN, {"GET": 200, "POST": 422}),
     "admin.server_test": Access(ADMIN, {"POST": 422}),
@@ -120,9 +131,12 @@ def placeholders(app: Flask) -> dict[str, str]:
                       received_at=datetime.now(UTC), body_text="Hello")
         spare = User(email="spare@contoso.com")
         spare_token = ApiToken(name="spare", token_sha256="0" * 64)
-        db.session.add_all([email, spare, spare_token, CrmRecord(module="Contacts", crm_id="C-1", name="Lena")])
+        task = Task(user_id=alice.id, item_id="matrix-task", change_key="matrix-ck", subject="Call Lena back")
+        db.session.add_all([email, spare, spare_token, task,
+                            CrmRecord(module="Contacts", crm_id="C-1", name="Lena")])
         db.session.commit()
         return {"email_id": str(email.id), "user_id": str(spare.id), "token_id": str(spare_token.id),
+                "task_id": str(task.id),
                 "module": "Contacts", "record_id": "C-1", "upload_id": "f" * 32, "filename": "css/widget.css"}
 
 

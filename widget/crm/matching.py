@@ -22,11 +22,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, Select, String, and_, case, cast, exists, func, or_, select, true
-from sqlalchemy.orm import aliased
+from sqlalchemy import ColumnElement, Row, Select, String, and_, case, cast, exists, func, or_, select, true
+from sqlalchemy.orm import aliased, defer
 
 from ..extensions import db
-from ..models import CRM_MODULES, CrmAddress, CrmRecord, Email, EmailAddress, FolderSync, User
+from ..models import (
+    CRM_MODULES,
+    CalendarAttendee,
+    CalendarItem,
+    CrmAddress,
+    CrmRecord,
+    Email,
+    EmailAddress,
+    FolderSync,
+    User,
+)
 
 if TYPE_CHECKING:
     from ..exchange.mailbox import MessageSummary
@@ -138,32 +148,51 @@ def emails_for_record(user: User, module: str, crm_id: str, *, query: str | None
                       per_page: int = 25, team_wide: bool = False) -> EmailPage:
     """A page of the emails of a record (newest first) that `user` may see; search by subject, sender or address.
 
-    One query finds the record, one counts, one reads the page.
+    One query finds the record, one reads the page with the total (a page past the last one costs a count and a
+    second read). The rows come without their bodies, which a list does not show.
     """
     page, per_page = max(1, page), max(1, min(per_page, 100))
     record = find_record(module, crm_id)
     if record is None:
         return EmailPage(None, [], 0, 1, per_page)
-    # By an address other than the mailbox owner's own (as the sync decides what to keep): a colleague who is also
-    # a CRM contact does not put their whole mailbox on their record.
-    stored, owner = aliased(Email), aliased(User)
-    matched = (select(EmailAddress.email_id).join(stored, stored.id == EmailAddress.email_id)
-               .join(owner, owner.id == stored.user_id)
-               .where(EmailAddress.address.in_(record_addresses(record)), EmailAddress.address != owner.email))
-    conditions = [Email.id.in_(matched), _visible_to(user, team_wide)]
+    conditions = [Email.id.in_(_matched_ids(user, record, team_wide)), _visible_to(user, team_wide)]
     if query and query.strip():
         conditions.append(_search(query))
-    ranked = select(Email.id, _copy_rank(user).label("copy")).where(*conditions).subquery()
+    ranked = select(Email.id, Email.received_at, _copy_rank(user).label("copy")).where(*conditions).subquery()
     listed = ranked.c.copy == 1
-    total = db.session.scalar(select(func.count()).select_from(ranked).where(listed)) or 0
-    pages = max(1, -(-total // per_page))
-    page = min(page, pages)
-    emails = db.session.scalars(
-        select(Email).join(ranked, ranked.c.id == Email.id).where(listed)
-        .order_by(Email.received_at.desc().nulls_last(), Email.id.desc())
-        .limit(per_page).offset((page - 1) * per_page)
-    ).all()
-    return EmailPage(record, list(emails), total, page, per_page)
+
+    def read(number: int) -> list[Row]:
+        # The total comes with the page (a window count over every listed email, before LIMIT), and the page is
+        # chosen among ids before any wide row is read.
+        chosen = (select(ranked.c.id, func.count().over().label("total")).where(listed)
+                  .order_by(ranked.c.received_at.desc().nulls_last(), ranked.c.id.desc())
+                  .limit(per_page).offset((number - 1) * per_page).subquery())
+        return list(db.session.execute(
+            select(Email, chosen.c.total).join(chosen, chosen.c.id == Email.id)
+            .order_by(Email.received_at.desc().nulls_last(), Email.id.desc())
+            .options(defer(Email.body_html), defer(Email.body_text))
+        ))
+
+    rows = read(page)
+    if not rows and page > 1:  # past the last page (the list shrank, or a typed URL): show the last one
+        total = db.session.scalar(select(func.count()).select_from(ranked).where(listed)) or 0
+        page = max(1, -(-total // per_page))
+        rows = read(page) if total else []
+    total = rows[0].total if rows else 0
+    return EmailPage(record, [email for email, _ in rows], total, page, per_page)
+
+
+def _matched_ids(user: User, record: CrmRecord, team_wide: bool) -> Select:
+    """The ids of the emails on `record` by an address other than their mailbox owner's own (as the sync decides
+    what to keep): a colleague who is also a CRM contact does not put their whole mailbox on their record."""
+    on_record = EmailAddress.address.in_(record_addresses(record))
+    if not team_wide:
+        # Only the user's own mail is listed, so its owner is the user: no join to learn the owner's address, and
+        # the (address, email_id) index answers alone.
+        return select(EmailAddress.email_id).where(on_record, EmailAddress.address != user.email)
+    stored, owner = aliased(Email), aliased(User)
+    return (select(EmailAddress.email_id).join(stored, stored.id == EmailAddress.email_id)
+            .join(owner, owner.id == stored.user_id).where(on_record, EmailAddress.address != owner.email))
 
 
 def visible_email(user: User, email_id: int, *, team_wide: bool = False) -> Email | None:
@@ -181,6 +210,65 @@ def visible_email(user: User, email_id: int, *, team_wide: bool = False) -> Emai
         EmailAddress.address.in_(select(CrmAddress.address)))))
     return email if on_a_record else None
 
+
+
+# -- meetings --------------------------------------------------------------------------------------------------------
+@dataclass
+class MeetingPage:
+    """One page of a record's meetings and appointments, the latest first."""
+
+    record: CrmRecord | None
+    meetings: list[CalendarItem]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        """How many pages there are (at least one)."""
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_previous(self) -> bool:
+        """Whether there is a later page."""
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        """Whether there is an earlier page."""
+        return self.page < self.pages
+
+
+def meetings_for_record(user: User, module: str, crm_id: str, *, page: int = 1, per_page: int = 25,
+                        team_wide: bool = False) -> MeetingPage:
+    """A page of the calendar items one of whose attendees (or organiser) is an address of the record (as for
+    email: an account's contacts, a deal's account and contact count too), other than the calendar owner's own
+    address; the latest first. Recurring series show through their occurrences (never the series' masters). The
+    user's own calendar only, unless `team_wide`: then each meeting once (the copies in colleagues' calendars share
+    its UID and start), the user's own copy first."""
+    page, per_page = max(1, page), max(1, min(per_page, 100))
+    record = find_record(module, crm_id)
+    if record is None:
+        return MeetingPage(None, [], 0, 1, per_page)
+    stored, owner = aliased(CalendarItem), aliased(User)
+    matched = (select(CalendarAttendee.calendar_item_id).join(stored, stored.id == CalendarAttendee.calendar_item_id)
+               .join(owner, owner.id == stored.user_id)
+               .where(CalendarAttendee.address.in_(record_addresses(record)), CalendarAttendee.address != owner.email))
+    group = func.coalesce(CalendarItem.uid, cast(CalendarItem.id, String))
+    copy = func.row_number().over(partition_by=(group, CalendarItem.start_at), order_by=(
+        case((CalendarItem.user_id == user.id, 0), else_=1), CalendarItem.id))
+    visible = true() if team_wide else CalendarItem.user_id == user.id
+    ranked = (select(CalendarItem.id, copy.label("copy"))
+              .where(CalendarItem.id.in_(matched), CalendarItem.is_recurring_master.is_(False), visible).subquery())
+    listed = ranked.c.copy == 1
+    total = db.session.scalar(select(func.count()).select_from(ranked).where(listed)) or 0
+    pages = max(1, -(-total // per_page))
+    page = min(page, pages)
+    meetings = db.session.scalars(
+        select(CalendarItem).join(ranked, ranked.c.id == CalendarItem.id).where(listed)
+        .order_by(CalendarItem.start_at.desc(), CalendarItem.id.desc()).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return MeetingPage(record, list(meetings), total, page, per_page)
 
 # -- mail sent from a record -----------------------------------------------------------------------------------------
 def new_message_id(sender: str) -> str:
@@ -273,5 +361,5 @@ def _fuzzy_copy(placeholder: Email, messages: Sequence[MessageSummary],
     return None
 
 
-__all__ = ["EmailPage", "emails_for_record", "find_record", "primary_address", "reconcile_sent_copy",
-           "record_sent_email", "visible_email", "new_message_id", "SENT_PLACEHOLDER_PREFIX"]
+__all__ = ["EmailPage", "MeetingPage", "emails_for_record", "meetings_for_record", "find_record", "primary_address",
+           "reconcile_sent_copy", "record_sent_email", "visible_email", "new_message_id", "SENT_PLACEHOLDER_PREFIX"]

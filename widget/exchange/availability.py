@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from exchangelib.errors import ErrorServerBusy, ResponseMessageError, SOAPError
@@ -256,6 +257,8 @@ def _minutes(delta: timedelta) -> int:
     return int(delta.total_seconds() // 60)
 
 
+# Finding a zone's switches scans its year day by day: each refresh of a schedule form's grid would pay for it.
+@lru_cache(maxsize=64)
 def time_zone_element(zone: tzinfo, year: int) -> TimeZone:
     """The SerializableTimeZone of `zone` in `year`: its standard offset and its yearly switches (Windows' way:
     each switch on the wall clock of the period being left, the last weekday of a month as occurrence 5)."""

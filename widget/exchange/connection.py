@@ -31,6 +31,7 @@ from exchangelib import errors as ews_errors
 from exchangelib.protocol import BaseProtocol, NoVerifyHTTPAdapter
 
 from .logs import keep_secrets_out_of_exchangelib_logs
+from .problems import ExchangeProblem
 
 # Long enough for a slow server, short enough that a person waiting on a form gets an answer.
 REQUEST_TIMEOUT = 20
@@ -64,16 +65,6 @@ class FailFastWithBackOff(FailFast):
             if retry_after > 0:
                 raise ews_errors.ErrorServerBusy(str(error), back_off=retry_after) from None
             raise
-
-
-class ExchangeProblem(Exception):
-    """Exchange could not be used; `kind` says why for code, `message` for people (no secret in either)."""
-
-    def __init__(self, kind: str, message: str, *, back_off: float | None = None):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.back_off = back_off  # seconds the server asked to wait, for kind "throttled"
 
 
 @dataclass(frozen=True)

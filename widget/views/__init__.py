@@ -7,9 +7,9 @@ from flask import Flask, render_template
 
 def register_blueprints(app: Flask) -> None:
     """Register every blueprint and the error pages they share."""
-    from . import account, admin, api, auth, crm_admin, dashboard, emails, health
+    from . import account, admin, api, auth, crm_admin, dashboard, emails, health, history, meetings, tasks
 
-    for module in (auth, dashboard, account, admin, emails, crm_admin, api, health):
+    for module in (auth, dashboard, account, admin, emails, crm_admin, api, health, history, meetings, tasks):
         app.register_blueprint(module.bp)
 
     @app.errorhandler(429)

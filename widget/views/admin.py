@@ -55,6 +55,7 @@ SECTIONS = (
     ("admin.impersonation", "Impersonation"),
     ("admin.sync", "Sync settings"),
     ("admin.users", "Users"),
+    ("history.index", "Sync history"),
     ("admin.embedding", "Embedding"),
 )
 

@@ -17,13 +17,12 @@ import re
 from datetime import datetime, tzinfo
 from email.utils import getaddresses
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from .. import settings
+from .. import local_time, settings
 from ..crm import matching
 from ..extensions import db, limiter
 from ..mail_html import BODY_CSP, body_document
@@ -51,13 +50,8 @@ def _team_wide(current: settings.WidgetSettings) -> bool:
 
 
 def user_zone(user: Any, current: settings.WidgetSettings) -> tzinfo:
-    """The user's time zone (their own, else the deployment's default, else UTC)."""
-    for name in (getattr(user, "time_zone", None), current.default_time_zone, "UTC"):
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError, TypeError):
-            continue
-    return ZoneInfo("UTC")
+    """The user's time zone (their own, else the deployment's default, else UTC): see widget.local_time."""
+    return local_time.user_zone(user, current)
 
 
 def _when(zone: tzinfo) -> Any:
