@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,12 @@ def measure_seeding(n: int) -> dict[str, float]:
     return {"seconds": time.perf_counter() - started, "peak_kb": peak_kb(), "items": len(store.items)}
 
 
+def sandbox_stats(control: str) -> dict[str, Any]:
+    """GET /sandbox/stats of the sandbox whose control API is at `control` (ends with a slash)."""
+    with urllib.request.urlopen(control + "stats", timeout=30) as reply:
+        return json.loads(reply.read())
+
+
 @dataclass
 class Server:
     """The sandbox in its own process, with what its banner said."""
@@ -75,12 +82,12 @@ class Server:
     startup: float
 
     @classmethod
-    def start(cls, n: int, auth: str, timeout: float = 300) -> Server:
-        """Start `flask --app widget sandbox` with n messages and wait for its banner."""
+    def start(cls, n: int, auth: str, timeout: float = 300, extra_args: Sequence[str] = ()) -> Server:
+        """Start `flask --app widget sandbox` with n messages (and any other options) and wait for its banner."""
         started = time.perf_counter()
         proc = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "widget", "sandbox", "--port", "0", "--messages", str(n),
-             "--user", f"{EMAIL}:{PASSWORD}", "--auth", auth],
+             "--user", f"{EMAIL}:{PASSWORD}", "--auth", auth, *extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         url = control = ""
@@ -103,8 +110,7 @@ class Server:
 
     def stats(self) -> dict[str, Any]:
         """GET /sandbox/stats."""
-        with urllib.request.urlopen(self.control + "stats", timeout=30) as reply:
-            return json.loads(reply.read())
+        return sandbox_stats(self.control)
 
     def stop(self) -> None:
         """Ctrl-C, then SIGKILL if it does not stop."""
@@ -119,7 +125,7 @@ class Server:
             self.proc.stdout.close()
 
 
-def sync_inbox(server: Server, auth: str, page: int) -> dict[str, Any]:
+def sync_inbox(server: Server, auth: str, page: int, fields: Sequence[str] = FIELDS) -> dict[str, Any]:
     """A raw exchangelib sync of the inbox, page by page, until IncludesLastItemInRange, with the requests the
     sandbox counted for it (sign-in and GetFolder happen before, and are not counted)."""
     from exchangelib import BASIC, DELEGATE, NTLM, Account, Configuration, Credentials, FailFast, Message
@@ -131,14 +137,14 @@ def sync_inbox(server: Server, auth: str, page: int) -> dict[str, Any]:
                            auth_type=NTLM if auth == "ntlm" else BASIC, retry_policy=FailFast())
     account = Account(EMAIL, config=config, autodiscover=False, access_type=DELEGATE)
     inbox = account.inbox  # GetFolder happens here, outside the timed part
-    fields = [FieldPath(field=Message.get_field_by_fieldname(name)) for name in FIELDS]
+    field_paths = [FieldPath(field=Message.get_field_by_fieldname(name)) for name in fields]
     sync_state, pages, items, done = None, 0, 0, False
     before = server.stats()
     server_cpu, client_cpu = cpu_seconds(server.proc.pid), time.process_time()
     started = time.perf_counter()
     while not done:
         svc = SyncFolderItems(account=account)
-        for _change_type, _item in svc.call(folder=inbox, shape="IdOnly", additional_fields=fields,
+        for _change_type, _item in svc.call(folder=inbox, shape="IdOnly", additional_fields=field_paths,
                                             sync_state=sync_state, ignore=None, max_changes_returned=page,
                                             sync_scope=None):
             items += 1
@@ -155,7 +161,17 @@ def sync_inbox(server: Server, auth: str, page: int) -> dict[str, Any]:
             "sync_ops": operations.get("SyncFolderItems", 0)}
 
 
-def _mb(kb: float) -> str:
+def print_table(table: Sequence[Sequence[str]]) -> None:
+    """Print rows of cells right-aligned in columns, the first row as the header."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for index, row in enumerate(table):
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def megabytes(kb: float) -> str:
+    """KiB as whole megabytes, for the tables."""
     return f"{kb / 1024:,.0f} MB"
 
 
@@ -175,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
                            text=True, check=True)
     seeding = json.loads(child.stdout.strip().splitlines()[-1])
     print(f"Seeding {SEED_SIZE:,} messages (seed_messages): {seeding['seconds']:.2f} s "
-          f"({SEED_SIZE / seeding['seconds']:,.0f} messages/s), peak memory {_mb(seeding['peak_kb'])}")
+          f"({SEED_SIZE / seeding['seconds']:,.0f} messages/s), peak memory {megabytes(seeding['peak_kb'])}")
     print(f"Sync: exchangelib {_exchangelib_version()}, auth {args.auth}, page {args.page}, "
           f"fields {', '.join(FIELDS)}\n")
 
@@ -201,12 +217,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"{r['items']:,}", f"{r['requests']:,} ({r['sync_ops']} sync)",
                       f"{r['items'] / r['seconds']:,.0f}", f"{1000 * r['seconds'] / r['pages']:.1f}",
                       f"{r['server_cpu']:.2f}", f"{r['client_cpu']:.2f}",
-                      _mb(r["server_kb"]), _mb(r["client_kb"]) + ("" if r["exact_peak"] else " *")))
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for index, row in enumerate(table):
-        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
+                      megabytes(r["server_kb"]), megabytes(r["client_kb"]) + ("" if r["exact_peak"] else " *")))
+    print_table(table)
     if any(not r["exact_peak"] for r in rows):
         print("* peak since this process started (clear_refs not allowed here)")
     if len(rows) > 1:
