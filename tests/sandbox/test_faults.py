@@ -98,6 +98,30 @@ def test_it_reports_a_mailbox_move_in_progress(sandbox, account):
     alice.inbox.refresh()
 
 
+def test_it_lets_calls_through_before_a_fault_scripted_with_after(sandbox, account):
+    alice = account("alice@contoso.com")
+    alice.inbox.total_count  # noqa: B018
+    sandbox.add_fault("mailbox_move", operation="GetFolder", mailbox="alice@contoso.com", after=2)
+    sandbox.add_fault("server_busy", operation="GetFolder", mailbox="alice@contoso.com", back_off_ms=1000)
+    with pytest.raises(ErrorServerBusy):  # the first call: the fault without `after`; it counts for the other
+        alice.inbox.refresh()
+    alice.inbox.refresh()
+    with pytest.raises(ErrorMailboxMoveInProgress):  # the third matching call
+        alice.inbox.refresh()
+    alice.inbox.refresh()
+    assert sandbox.faults.fired == {"server_busy": 1, "mailbox_move": 1}
+
+
+def test_it_fails_a_get_item_with_a_response_message_the_schema_accepts(sandbox, account):
+    fill_inbox(sandbox.store, "alice@contoso.com", 1)
+    alice = account("alice@contoso.com")
+    item_id = next(iter(sandbox.store.folder("alice@contoso.com", "inbox").items))
+    sandbox.add_fault("mailbox_move", operation="GetItem", mailbox="alice@contoso.com")
+    # The sandbox fixture fails the test at teardown if the failed GetItem reply lacks its <m:Items>.
+    with pytest.raises(ErrorMailboxMoveInProgress):
+        list(alice.fetch(ids=[(item_id, None)]))
+
+
 @pytest.mark.parametrize("auth", ["NTLM", BASIC])
 def test_it_changes_a_password_so_the_old_one_gets_401(sandbox, account, auth):
     alice = account("alice@contoso.com", auth=auth)
@@ -137,6 +161,7 @@ def test_it_scripts_faults_through_the_control_api(sandbox, account):
         (b"{not json", "not valid JSON"),
         (b'{"kind": "earthquake"}', "'kind' must be one of"),
         (b'{"kind": "server_busy", "times": 0}', "'times' must be a positive"),
+        (b'{"kind": "server_busy", "after": -1}', "'after' must be a whole number"),
         (b'{"kind": "server_busy", "back_off_ms": "soon"}', "'back_off_ms' must be a int"),
         (b'{"kind": "drop", "colour": "red"}', "unknown field(s) for kind drop: colour"),
         (b"[1]", "a fault is a JSON object"),

@@ -1,7 +1,8 @@
 """Scripted faults: what the sandbox does instead of answering, per operation and mailbox, for the next N calls.
 
 Tests and the control API script a fault; the server asks `take()` before each EWS operation and acts
-on what it gets. Kinds and their parameters:
+on what it gets. A fault with ``after`` lets that many matching calls through first, so that it strikes in
+the middle of a client's work (the third page of a sync, say). Kinds and their parameters:
 
 - ``server_busy`` (``back_off_ms``): SOAP fault ErrorServerBusy with BackOffMilliseconds.
 - ``http_503`` (``retry_after``): HTTP 503 with a Retry-After header, in seconds.
@@ -46,6 +47,7 @@ class Fault:
     operation: str = "*"
     mailbox: str = "*"
     times: int = 1
+    after: int = 0  # matching calls still to let through before it fires
     params: dict[str, Any] = field(default_factory=dict)
 
     def matches(self, operation: str, mailbox: str | None) -> bool:
@@ -59,6 +61,7 @@ class Fault:
             "operation": self.operation,
             "mailbox": self.mailbox,
             "times": self.times,
+            "after": self.after,
             **self.params,
         }
 
@@ -70,13 +73,16 @@ def fault_from_dict(data: Any) -> Fault:
     kind = data.get("kind")
     if kind not in FAULT_KINDS:
         raise FaultSpecError(f"'kind' must be one of: {', '.join(FAULT_KINDS)}")
-    allowed = {"kind", "operation", "mailbox", "times", *FAULT_KINDS[kind]}
+    allowed = {"kind", "operation", "mailbox", "times", "after", *FAULT_KINDS[kind]}
     unknown = set(data) - allowed
     if unknown:
         raise FaultSpecError(f"unknown field(s) for kind {kind}: {', '.join(sorted(unknown))}")
     times = data.get("times", 1)
     if not isinstance(times, int) or isinstance(times, bool) or times < 1:
         raise FaultSpecError("'times' must be a positive whole number")
+    after = data.get("after", 0)
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise FaultSpecError("'after' must be a whole number, 0 or more")
     for name in ("operation", "mailbox"):
         if name in data and not isinstance(data[name], str):
             raise FaultSpecError(f"'{name}' must be a string")
@@ -97,6 +103,7 @@ def fault_from_dict(data: Any) -> Fault:
         operation=data.get("operation", "*"),
         mailbox=data.get("mailbox", "*").lower(),
         times=times,
+        after=after,
         params=params,
     )
 
@@ -126,13 +133,23 @@ class FaultScript:
             return list(self._faults)
 
     def take(self, operation: str, mailbox: str | None) -> Fault | None:
-        """The first fault matching this call, counted down (and removed when used up)."""
+        """The first fault matching this call and ready to fire, counted down (and removed when used up).
+
+        Every matching fault still waiting (``after``) counts this call, whichever fault fires, so that
+        ``after=N`` always means "from the (N+1)th matching call on".
+        """
+        chosen = None
         with self._lock:
-            for fault in self._faults:
-                if fault.matches(operation, mailbox):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._faults.remove(fault)
-                    self.fired[fault.kind] = self.fired.get(fault.kind, 0) + 1
-                    return fault
-        return None
+            for fault in list(self._faults):
+                if not fault.matches(operation, mailbox):
+                    continue
+                if fault.after > 0:
+                    fault.after -= 1
+                elif chosen is None:
+                    chosen = fault
+            if chosen is not None:
+                chosen.times -= 1
+                if chosen.times <= 0:
+                    self._faults.remove(chosen)
+                self.fired[chosen.kind] = self.fired.get(chosen.kind, 0) + 1
+        return chosen
