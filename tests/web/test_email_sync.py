@@ -221,3 +221,16 @@ def test_it_fetches_bodies_of_stored_mail_in_one_batch_without_looking_folders_u
     assert run.created == 3
     assert {e.body_html for e in _stored(app, alice).values()} == {f"<p>Quote {n}</p>" for n in range(3)}
     assert sandbox.stats.operations["GetItem"] == 1 and sandbox.stats.operations["GetFolder"] == 0
+
+
+def test_it_stores_mail_whose_names_and_ids_are_longer_than_their_columns(app, sandbox, alice):
+    # Mail from outside may carry any length; one such message must not fail its page on every run.
+    when = datetime.now(UTC) - timedelta(hours=1)
+    props = {"Subject": "Long headers", "ToRecipients": [Mailbox("alice@contoso.com")], "Body": Body("Text", "Hi"),
+             "InternetMessageId": "<" + "m" * 700 + "@acme.example>"}
+    deliver_message(sandbox.store, message_defaults(props, Mailbox(CUSTOMER, "N" * 450), when), when)
+    run = _sync(app, alice)
+    assert run.outcome == "ok" and run.created == 1
+    email = _stored(app, alice)["Long headers"]
+    assert email.sender_name == "N" * 300 and email.internet_message_id.startswith("<mmm")
+    assert len(email.internet_message_id) == 500 and email.sender_address == CUSTOMER

@@ -91,16 +91,28 @@ class MailSyncResult:
         return sum(f.deleted for f in self.folders)
 
 
+# Column widths: mail from outside may carry longer names and ids, and one such message must not fail its page on
+# every run (PostgreSQL refuses what does not fit; SQLite would keep it whole).
+ADDRESS_WIDTH = Email.sender_address.type.length
+NAME_WIDTH = Email.sender_name.type.length
+MESSAGE_ID_WIDTH = Email.internet_message_id.type.length
+
+
+def _fit(text: str | None, width: int) -> str | None:
+    return text[:width] if text else text
+
+
 def _apply_summary(email: Email, message: MessageSummary) -> None:
     email.change_key = message.change_key
     email.subject = message.subject
-    email.sender_address, email.sender_name = message.sender
+    email.sender_address = _fit(message.sender[0], ADDRESS_WIDTH)
+    email.sender_name = _fit(message.sender[1], NAME_WIDTH)
     email.to_recipients = [list(pair) for pair in message.to]
     email.cc_recipients = [list(pair) for pair in message.cc]
     email.received_at = message.received_at
     email.sent_at = message.sent_at
     email.is_read = message.is_read
-    email.internet_message_id = message.internet_message_id
+    email.internet_message_id = _fit(message.internet_message_id, MESSAGE_ID_WIDTH)
     email.has_attachments = message.has_attachments
 
 
@@ -113,7 +125,8 @@ def _set_addresses(stored: list[tuple[Email, MessageSummary]], *, new: bool) -> 
         db.session.execute(db.delete(EmailAddress).where(EmailAddress.email_id.in_([e.id for e, _ in stored])))
     rows = []
     for email, message in stored:
-        roles = {(message.sender[0], "from")} | {(a, "to") for a, _ in message.to} | {(a, "cc") for a, _ in message.cc}
+        roles = {(_fit(address, ADDRESS_WIDTH), role) for address, role in (
+            (message.sender[0], "from"), *((a, "to") for a, _ in message.to), *((a, "cc") for a, _ in message.cc))}
         rows += [{"email_id": email.id, "address": address, "role": role} for address, role in roles if address]
     if rows:
         db.session.execute(db.insert(EmailAddress), rows)
