@@ -60,3 +60,12 @@ def shown(moment: datetime | None, zone: tzinfo, pattern: str = "%a %d %b %Y, %H
         return ""
     local = moment.astimezone(zone)
     return f"{local.strftime(pattern)} {local.tzname()}"
+
+
+def in_user_zone(moment: datetime | None) -> str:
+    """Jinja filter `in_user_zone`: an instant in the signed-in user's zone, the zone named."""
+    from flask_login import current_user
+
+    from . import settings
+
+    return shown(moment, user_zone(current_user, settings.load()))

@@ -34,6 +34,10 @@ def test_it_syncs_now_and_shows_progress_then_the_result(app, client, sign_in, s
     props = {"Subject": "Order", "ToRecipients": [Mailbox("alice@contoso.com")], "Body": Body("Text", "Hi")}
     deliver_message(sandbox.store, message_defaults(props, Mailbox("pat@buyer.example", "Pat"), datetime.now(UTC)))
     sign_in("alice@contoso.com", PASSWORDS["alice@contoso.com"])
+    with app.app_context():
+        user = db.session.scalar(db.select(User).where(User.email == "alice@contoso.com"))
+        user.time_zone = "Asia/Tokyo"  # times are shown in the user's zone, named
+        db.session.commit()
     assert "Sync now" in client.get("/dashboard").get_data(as_text=True)
     sandbox.add_fault("delay", operation="SyncFolderItems", mailbox="alice@contoso.com", seconds=1)
     reply = client.post("/sync-now", headers={"HX-Request": "true", "X-CSRFToken": csrf_token(client, "/dashboard")})
@@ -41,6 +45,7 @@ def test_it_syncs_now_and_shows_progress_then_the_result(app, client, sign_in, s
     assert reply.status_code == 200 and "Syncing" in text and 'hx-trigger="every 1s"' in text
     final = _status_until_done(client)
     assert "1 new, 0 changed, 0 removed" in final and "every 1s" not in final
+    assert " JST:" in final and " JST —" in client.get("/dashboard").get_data(as_text=True)
     with app.app_context():
         user = db.session.scalar(db.select(User).where(User.email == "alice@contoso.com"))
         assert user.sync_claimed_at is None and user.last_sync_outcome == "1 new, 0 changed, 0 removed"
