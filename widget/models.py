@@ -186,8 +186,13 @@ class Email(db.Model):
     """A message of a user's mailbox that the widget keeps (by default only mail that matches a CRM record)."""
 
     __tablename__ = "emails"
-    __table_args__ = (UniqueConstraint("user_id", "item_id"), Index("ix_emails_user_received", "user_id",
-                                                                     "received_at"))
+    __table_args__ = (
+        UniqueConstraint("user_id", "item_id"),
+        Index("ix_emails_user_received", "user_id", "received_at"),
+        # A record's Emails list finds the user's emails among a record's by (user, id) and ranks and orders them
+        # from this index alone, without reading the wide rows (bodies live in them) of mail it does not show.
+        Index("ix_emails_user_listing", "user_id", "id", "received_at", "internet_message_id", "item_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -216,11 +221,13 @@ class EmailAddress(db.Model):
     """Who an email is from and to (lower-cased), by which it is matched to CRM records."""
 
     __tablename__ = "email_addresses"
-    __table_args__ = (UniqueConstraint("email_id", "address", "role"),)
+    # By address, with the email's id in the index: a record's mail is found without reading this table.
+    __table_args__ = (UniqueConstraint("email_id", "address", "role"),
+                      Index("ix_email_addresses_address_email", "address", "email_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email_id: Mapped[int] = mapped_column(ForeignKey("emails.id", ondelete="CASCADE"), index=True)
-    address: Mapped[str] = mapped_column(String(320), index=True)
+    address: Mapped[str] = mapped_column(String(320))
     role: Mapped[str] = mapped_column(String(4))  # "from", "to" or "cc"
 
 
@@ -260,6 +267,8 @@ class CalendarItem(db.Model):
     item_id: Mapped[str] = mapped_column(String(512))
     change_key: Mapped[str | None] = mapped_column(String(200))
     series_item_id: Mapped[str | None] = mapped_column(String(512), index=True)  # set on occurrences only
+    # The iCalendar UID: one meeting's copies in colleagues' calendars, and a series' occurrences, share it.
+    uid: Mapped[str | None] = mapped_column(String(300), index=True)
     is_recurring_master: Mapped[bool] = mapped_column(Boolean, default=False)
     kind: Mapped[str] = mapped_column(String(20), default="appointment")  # "meeting" (has attendees) or "appointment"
     subject: Mapped[str] = mapped_column(Text, default="")
