@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pytest
 from contoso import EXTRA_SECRETS, PASSWORDS, make_store
-from ews_schema import SchemaValidator, schema_dir, session_validator, watch_schema
+from databases import migrate_sqlite_template
+from ews_schema import SchemaValidator, schema_available, schema_dir, session_validator, watch_schema
 from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Configuration, Credentials, FailFast
 from exchangelib.protocol import BaseProtocol, close_connections
 from log_watch import LogCollector, leaks, secret_forms
@@ -16,6 +19,28 @@ from widget.exchange.logs import keep_secrets_out_of_exchangelib_logs
 from widget.sandbox import Sandbox
 
 _LOGS = LogCollector()
+# What a pytest-xdist worker reports to the controller, which adds up the workers' checks (pytest_testnodedown).
+_WORKER_CHECKS = "exchange_widget_checks"
+
+
+@dataclass
+class RunChecks:
+    """The run's checks of the logs and of the SOAP traffic, for one process or added up over the workers."""
+
+    log_records: int = 0
+    leaks: list[str] = field(default_factory=list)
+    soap_checked: int = 0
+    soap_invalid: int = 0
+
+    def add(self, other: RunChecks) -> None:
+        """Count `other`'s records, leaks and SOAP parts too."""
+        self.log_records += other.log_records
+        self.leaks += other.leaks
+        self.soap_checked += other.soap_checked
+        self.soap_invalid += other.soap_invalid
+
+
+_CHECKS = pytest.StashKey[RunChecks]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,6 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
     root = logging.getLogger()
     root.addHandler(_LOGS)
     root.setLevel(logging.DEBUG)
+    config.stash[_CHECKS] = RunChecks()
 
 
 def _watched_secrets() -> set[str]:
@@ -32,30 +58,68 @@ def _watched_secrets() -> set[str]:
     return secret_forms([*PASSWORDS.values(), *EXTRA_SECRETS], logins)
 
 
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process hands the tests to pytest-xdist workers (and runs none itself)."""
+    return config.pluginmanager.has_plugin("dsession")
+
+
+def _this_process_checks(config: pytest.Config) -> RunChecks:
+    checks = RunChecks(log_records=len(_LOGS.texts), leaks=leaks(_LOGS.texts, _watched_secrets()))
+    # The controller of an xdist run saw no SOAP traffic, and need not load the schema to say so.
+    validator = None if _is_xdist_controller(config) else session_validator()
+    if validator is not None:
+        checks.soap_checked, checks.soap_invalid = validator.checked, len(validator.failures)
+    return checks
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # noqa: ANN001 - pytest-xdist's hook: a worker has finished
+    reported = getattr(node, "workeroutput", {}).get(_WORKER_CHECKS)
+    if reported is not None:  # a worker that crashed reports nothing; xdist fails the run for it already
+        node.config.stash[_CHECKS].add(RunChecks(**reported))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    found = leaks(_LOGS.texts, _watched_secrets())
-    session.config.stash[_LEAKS] = found
-    if found:
+    checks = session.config.stash[_CHECKS]  # under xdist, the controller has added up its workers' by now
+    own = _this_process_checks(session.config)
+    checks.add(own)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: a worker's exit status is not the run's, so tell the controller
+        workeroutput[_WORKER_CHECKS] = asdict(own)
+    if checks.leaks:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-_LEAKS = pytest.StashKey[list]()
-
-
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001 - pytest's hook
-    found = config.stash.get(_LEAKS, [])
-    terminalreporter.write_line(f"Logs: {len(_LOGS.texts)} records captured, {len(found)} with a password")
-    for text in found[:10]:
+    checks = config.stash[_CHECKS]
+    terminalreporter.write_line(f"Logs: {checks.log_records} records captured, {len(checks.leaks)} with a password")
+    for text in checks.leaks[:10]:
         terminalreporter.write_line(f"  password in a log: {text}", red=True)
-    validator = session_validator()
-    if validator is None:
+    if not schema_available(schema_dir()):
         terminalreporter.write_sep(
             "!", f"EWS SCHEMA NOT FOUND at {schema_dir()}: SOAP documents were NOT validated", red=True, bold=True
         )
         return
     terminalreporter.write_line(
-        f"EWS schema: {validator.checked} SOAP parts validated, {len(validator.failures)} invalid"
+        f"EWS schema: {checks.soap_checked} SOAP parts validated, {checks.soap_invalid} invalid"
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def instance_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The instance folder of every `flask --app widget ...` child process that inherits the environment (its keys,
+    its database): in the run's temporary folder, never in the checkout, where the widget would put it."""
+    folder = tmp_path_factory.mktemp("instance")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WIDGET_INSTANCE_PATH", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to the newest revision, built once per session (per xdist worker): tests that
+    need a fresh database copy it (databases.install_sqlite_copy) instead of migrating their own."""
+    return migrate_sqlite_template(tmp_path_factory.mktemp("migrated"))
 
 
 @pytest.fixture

@@ -27,11 +27,11 @@ from browser_helpers import (
     serve_in_thread,
     stop_server,
 )
-from flask_migrate import upgrade
+from databases import install_sqlite_copy, without_widget_settings
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 from werkzeug.security import generate_password_hash
 
-from widget import MIGRATIONS, create_app, settings
+from widget import create_app, settings
 from widget.extensions import db, limiter
 from widget.models import User
 from widget.sandbox import Sandbox
@@ -50,14 +50,14 @@ def crm() -> Iterator[CrmHosts]:
 
 
 @pytest.fixture
-def widget(tmp_path: Path, sandbox: Sandbox, crm: CrmHosts, monkeypatch: pytest.MonkeyPatch) -> Iterator[Widget]:
+def widget(tmp_path: Path, sandbox: Sandbox, crm: CrmHosts, migrated_sqlite: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Widget]:
     """The widget on http://localhost:P: migrated, an administrator, the sandbox as its Exchange server, the CRM's
     origin allowed to frame it and a launch secret (as in tests/web/conftest.py, but served for real)."""
-    for name in [key for key in os.environ if key.startswith("WIDGET_") and not key.startswith("WIDGET_TEST_")]:
-        monkeypatch.delenv(name)
+    without_widget_settings(monkeypatch)
+    install_sqlite_copy(migrated_sqlite, tmp_path / "instance")
     app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "WIDGET_AUTO_MIGRATE": False})
     with app.app_context():
-        upgrade(directory=str(MIGRATIONS))
         db.session.add(User(email=ADMIN_EMAIL, display_name="Admin", is_admin=True,
                             admin_password_hash=generate_password_hash(ADMIN_PASSWORD, FAST_HASH)))
         db.session.commit()
