@@ -258,7 +258,8 @@ def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CrashRig]:
     with sandbox_log.open("w") as log:
         sandbox = subprocess.Popen([sys.executable, "-m", "flask", "--app", "widget", "sandbox", "--store",
                                     str(store_file), *schema], stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                        "WIDGET_INSTANCE_PATH": str(tmp_path / "sandbox-instance")})
     app: Flask | None = None
     rig: CrashRig | None = None
     try:
