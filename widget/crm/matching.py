@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -48,11 +48,10 @@ FUZZY_WINDOW = timedelta(minutes=10)
 
 
 @dataclass
-class EmailPage:
-    """One page of a record's emails, newest first."""
+class RecordPage:
+    """One page of a record's related list, newest first."""
 
     record: CrmRecord | None
-    emails: list[Email]
     total: int
     page: int
     per_page: int
@@ -71,6 +70,13 @@ class EmailPage:
     def has_next(self) -> bool:
         """Whether there is an older page."""
         return self.page < self.pages
+
+
+@dataclass
+class EmailPage(RecordPage):
+    """One page of a record's emails, newest first."""
+
+    emails: list[Email] = field(default_factory=list)
 
 
 def find_record(module: str, crm_id: str) -> CrmRecord | None:
@@ -154,7 +160,7 @@ def emails_for_record(user: User, module: str, crm_id: str, *, query: str | None
     page, per_page = max(1, page), max(1, min(per_page, 100))
     record = find_record(module, crm_id)
     if record is None:
-        return EmailPage(None, [], 0, 1, per_page)
+        return EmailPage(None, 0, 1, per_page)
     conditions = [Email.id.in_(_matched_ids(user, record, team_wide)), _visible_to(user, team_wide)]
     if query and query.strip():
         conditions.append(_search(query))
@@ -179,7 +185,7 @@ def emails_for_record(user: User, module: str, crm_id: str, *, query: str | None
         page = max(1, -(-total // per_page))
         rows = read(page) if total else []
     total = rows[0].total if rows else 0
-    return EmailPage(record, [email for email, _ in rows], total, page, per_page)
+    return EmailPage(record, total, page, per_page, emails=[email for email, _ in rows])
 
 
 def _matched_ids(user: User, record: CrmRecord, team_wide: bool) -> Select:
@@ -214,29 +220,10 @@ def visible_email(user: User, email_id: int, *, team_wide: bool = False) -> Emai
 
 # -- meetings --------------------------------------------------------------------------------------------------------
 @dataclass
-class MeetingPage:
+class MeetingPage(RecordPage):
     """One page of a record's meetings and appointments, the latest first."""
 
-    record: CrmRecord | None
-    meetings: list[CalendarItem]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        """How many pages there are (at least one)."""
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_previous(self) -> bool:
-        """Whether there is a later page."""
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        """Whether there is an earlier page."""
-        return self.page < self.pages
+    meetings: list[CalendarItem] = field(default_factory=list)
 
 
 def meetings_for_record(user: User, module: str, crm_id: str, *, page: int = 1, per_page: int = 25,
@@ -249,7 +236,7 @@ def meetings_for_record(user: User, module: str, crm_id: str, *, page: int = 1, 
     page, per_page = max(1, page), max(1, min(per_page, 100))
     record = find_record(module, crm_id)
     if record is None:
-        return MeetingPage(None, [], 0, 1, per_page)
+        return MeetingPage(None, 0, 1, per_page)
     stored, owner = aliased(CalendarItem), aliased(User)
     matched = (select(CalendarAttendee.calendar_item_id).join(stored, stored.id == CalendarAttendee.calendar_item_id)
                .join(owner, owner.id == stored.user_id)
@@ -268,7 +255,7 @@ def meetings_for_record(user: User, module: str, crm_id: str, *, page: int = 1, 
         select(CalendarItem).join(ranked, ranked.c.id == CalendarItem.id).where(listed)
         .order_by(CalendarItem.start_at.desc(), CalendarItem.id.desc()).limit(per_page).offset((page - 1) * per_page)
     ).all()
-    return MeetingPage(record, list(meetings), total, page, per_page)
+    return MeetingPage(record, total, page, per_page, meetings=list(meetings))
 
 # -- mail sent from a record -----------------------------------------------------------------------------------------
 def new_message_id(sender: str) -> str:
