@@ -43,9 +43,9 @@ from exchangelib.items import (
     SEND_TO_ALL_AND_SAVE_COPY,
     SEND_TO_NONE,
 )
-from exchangelib.services import SyncFolderItems
 
 from .connection import explain
+from .fast_parse import FastSyncFolderItems
 from .mailbox import PAGE_SIZE, MailboxPort, SyncStateInvalid
 
 _EWS_UTC = EWSTimeZone("UTC")
@@ -332,7 +332,7 @@ class CalendarPort:
     def changes(self, folder: str, sync_state: str | None, max_changes: int = PAGE_SIZE) -> ChangesPage:
         """The next page of changes of the "calendar" or "tasks" folder since `sync_state` (None: from the start)."""
         with _exchange_errors():
-            service = SyncFolderItems(account=self.account)
+            service = FastSyncFolderItems(account=self.account)
             fields = self._stamp_fields if folder == "calendar" else None
             page = ChangesPage()
             self._count()

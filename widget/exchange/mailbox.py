@@ -21,9 +21,9 @@ from exchangelib.fields import FieldPath
 from exchangelib.folders import BaseFolder
 from exchangelib.items import Item
 from exchangelib.properties import DistinguishedFolderId
-from exchangelib.services import GetItem, SyncFolderItems
 
 from .connection import explain
+from .fast_parse import FastGetItem, FastSyncFolderItems
 
 _EWS_UTC = EWSTimeZone("UTC")
 PAGE_SIZE = 512  # Exchange's maximum for SyncFolderItems
@@ -146,7 +146,7 @@ class MailboxPort:
             return self._sync_page(folder, sync_state, max_changes)
 
     def _sync_page(self, folder: FolderRef, sync_state: str | None, max_changes: int) -> SyncPage:
-        service = SyncFolderItems(account=self.account)
+        service = FastSyncFolderItems(account=self.account)
         page = SyncPage()
         self.requests += 1
         for kind, value in service.call(folder=folder, shape="IdOnly", additional_fields=self._fields,
@@ -175,7 +175,7 @@ class MailboxPort:
             self.requests += 1
             # The GetItem service itself: Account.fetch() first asks for the root folder (one more GetFolder per
             # sync) only to validate the field names.
-            fetched = GetItem(account=self.account, chunk_size=BODY_BATCH).call(
+            fetched = FastGetItem(account=self.account, chunk_size=BODY_BATCH).call(
                 items=[(item_id, None) for item_id in batch], additional_fields=self._body_fields, shape="IdOnly")
             for item_id, item in zip(batch, fetched, strict=True):
                 if not isinstance(item, Item):
