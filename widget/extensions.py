@@ -7,7 +7,7 @@ from typing import Any
 
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import LoginManager
+from flask_login import LoginManager, current_user
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -34,7 +34,17 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
+
+
+def caller_key() -> str:
+    """Whom a rate limit counts: the signed-in user, so that a team behind one NAT or proxy address does not share
+    one allowance; anyone else by the client's address."""
+    if current_user and current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return get_remote_address()
+
+
+limiter = Limiter(key_func=caller_key, default_limits=[], headers_enabled=True)
 
 
 @event.listens_for(Engine, "connect")

@@ -153,3 +153,18 @@ def test_it_refuses_a_nonsense_number_of_proxies(tmp_path, monkeypatch):
     monkeypatch.setenv("WIDGET_TRUSTED_PROXIES", "all")
     with pytest.raises(ValueError, match="WIDGET_TRUSTED_PROXIES must be a number of proxies"):
         create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "WIDGET_AUTO_MIGRATE": False})
+
+
+def test_it_counts_a_signed_in_users_rate_limits_for_that_user_not_for_the_shared_address(app):
+    def remaining(client) -> int:  # noqa: ANN001 - a test client
+        reply = client.post("/dashboard/time-zone", data={"csrf_token": csrf_token(client, "/dashboard"),
+                                                          "time_zone": "Not/A_Zone"})
+        assert reply.status_code == 422
+        return int(reply.headers["X-RateLimit-Remaining"])
+
+    alice, bob = app.test_client(), app.test_client()  # two colleagues behind the same address
+    for client, email in ((alice, "alice@contoso.com"), (bob, "bob@contoso.com")):
+        assert post(client, "/signin", {"email": email, "password": PASSWORDS[email]}).status_code == 302
+    first = remaining(alice)
+    assert remaining(alice) == first - 1
+    assert remaining(bob) == first  # Alice's requests did not spend Bob's allowance
