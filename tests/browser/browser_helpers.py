@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Frame, FrameLocator, Page
+from playwright.sync_api import Dialog, Frame, FrameLocator, Page
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -136,3 +136,26 @@ def authorize(frame: Page | Frame | FrameLocator, email: str, password: str) -> 
     frame.get_by_label("Email").fill(email)
     frame.get_by_label("Password", exact=True).fill(password)
     frame.get_by_role("button", name="Authorize").click()
+
+
+class PageWatch:
+    """What a page did that hostile content would make it do: dialogs opened (and dismissed), console lines, and
+    the URLs it requested and got answers from."""
+
+    def __init__(self, page: Page):
+        self.dialogs: list[str] = []
+        self.console: list[str] = []
+        self.requested: list[str] = []
+        self.answered: list[str] = []  # a request the CSP blocks gets no answer
+        page.on("dialog", self._dismiss)
+        page.on("console", lambda message: self.console.append(message.text))
+        page.on("request", lambda request: self.requested.append(request.url))
+        page.on("response", lambda response: self.answered.append(response.url))
+
+    def _dismiss(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def hostile_lines(self) -> list[str]:
+        """Console lines that hostile code would have written."""
+        return [text for text in self.console if "hostile code ran" in text]

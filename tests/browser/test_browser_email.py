@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from browser_helpers import Screenshot, Widget, authorize, open_tab
+from browser_helpers import PageWatch, Screenshot, Widget, authorize, open_tab
 from contoso import PASSWORDS
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Page, expect
 
 from widget.crm.directory import RecordInput, upsert_records
 from widget.extensions import db
@@ -46,10 +46,10 @@ def deliver(sandbox: Sandbox, sender: str, subject: str, body: Body, received: d
                     received)
 
 
-def assert_nothing_ran(page: Page, dialogs: list[str], console: list[str]) -> None:
+def assert_nothing_ran(page: Page, watch: PageWatch) -> None:
     """No dialog opened, nothing logged by hostile code, no frame marked, and the CRM's page kept its title."""
-    assert dialogs == []
-    assert [text for text in console if "hostile code ran" in text] == []
+    assert watch.dialogs == []
+    assert watch.hostile_lines() == []
     for each in page.frames:
         assert each.evaluate("() => window.hostileRan") is None, each.url
     assert page.title().startswith("CRM at ")
@@ -71,17 +71,7 @@ def test_it_syncs_now_lists_a_records_mail_and_shows_hostile_html_without_runnin
     # Each page of the sync answers a little late, so that the page's polling sees the sync under way.
     widget.sandbox.add_fault("delay", operation="SyncFolderItems", mailbox=ALICE, times=3, seconds=0.4)
 
-    dialogs: list[str] = []
-    console: list[str] = []
-    answered: list[str] = []  # URLs the browser loaded (a request the CSP blocks gets no response)
-
-    def dismiss(dialog: Dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", dismiss)
-    page.on("console", lambda message: console.append(message.text))
-    page.on("response", lambda response: answered.append(response.url))
+    watch = PageWatch(page)
 
     # Sync now, inside the CRM's frame: the progress, then the result.
     frame = open_tab(page, crm, f"{widget.url}/signin")
@@ -104,11 +94,12 @@ def test_it_syncs_now_lists_a_records_mail_and_shows_hostile_html_without_runnin
     expect(frame.get_by_role("heading", name=HOSTILE_SUBJECT)).to_be_visible()
     body_frame = frame.locator("iframe.email-body").element_handle().content_frame()
     body_frame.wait_for_load_state("load")
-    assert_nothing_ran(page, dialogs, console)
+    assert_nothing_ran(page, watch)
     body = frame.frame_locator("iframe.email-body")
     expect(body.get_by_text(SAFE_TEXT)).to_be_visible()
     body.get_by_text("Kind regards, Lena").hover()
     body.get_by_text("Open the invoice").click()
-    assert_nothing_ran(page, dialogs, console)
+    assert_nothing_ran(page, watch)
     assert re.search(r"/emails/\d+/body$", body_frame.url)  # the meta refresh took it nowhere
-    assert [url for url in answered if url.endswith(("/refreshed", "/beacon.png"))] == []  # nothing loaded from outside
+    # Nothing was loaded from outside.
+    assert [url for url in watch.answered if url.endswith(("/refreshed", "/beacon.png"))] == []

@@ -13,9 +13,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from browser_helpers import Widget, authorize, open_tab
+from browser_helpers import PageWatch, Widget, authorize, open_tab
 from contoso import PASSWORDS
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Page, expect
 
 from widget.crm.directory import RecordInput, upsert_records
 from widget.extensions import db
@@ -112,17 +112,7 @@ def test_it_renders_every_hostile_message_without_running_anything_and_stays_usa
     now = datetime.now(UTC)
     for index, message in enumerate(corpus):
         _deliver(widget, message, now - timedelta(minutes=index + 1))
-    dialogs: list[str] = []
-    console: list[str] = []
-    loaded: list[str] = []
-
-    def dismiss(dialog: Dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", dismiss)
-    page.on("console", lambda message: console.append(message.text))
-    page.on("request", lambda request: loaded.append(request.url))
+    watch = PageWatch(page)
 
     frame = open_tab(page, crm, f"{widget.url}/signin")
     authorize(frame, ALICE, PASSWORDS[ALICE])
@@ -136,12 +126,12 @@ def test_it_renders_every_hostile_message_without_running_anything_and_stays_usa
     assert len(stored) == len(corpus)
 
     def nothing_ran(where: str) -> None:
-        assert dialogs == [], where
-        assert [text for text in console if "hostile code ran" in text] == [], where
+        assert watch.dialogs == [], where
+        assert watch.hostile_lines() == [], where
         for each in page.frames:
             assert each.evaluate("() => window.hostileRan") is None, f"{where}: {each.url}"
         assert page.title().startswith("CRM at "), where
-        assert [url for url in loaded if url.startswith(crm.origin) and url.endswith(OUTSIDE)] == [], where
+        assert [url for url in watch.requested if url.startswith(crm.origin) and url.endswith(OUTSIDE)] == [], where
 
     # The related list: every hostile subject and name is text, and the list still works.
     frame = open_tab(page, crm, f"{widget.url}/crm/Contacts/C-1/emails")
