@@ -172,6 +172,7 @@ def test_it_reschedules_when_the_database_refuses_a_page(app, sandbox, alice):
         with database_refusing("emails"):
             run = run_sync(user, now=started)  # returns: the failed page is rolled back before anything else
         assert run.outcome == "error" and run.finished_at is not None
+        assert "database could not store" in run.error  # not blamed on Exchange
     assert _user(app, alice).sync_due_at == started + timedelta(seconds=60)
     assert _stored(app, alice) == {}
     assert _sync(app, alice).outcome == "ok" and list(_stored(app, alice)) == ["Hello"]

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import settings
 from ..exchange.calendar import CalendarPort
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BACK_OFF = timedelta(seconds=60)
 MAILBOX_MOVE_RETRY = timedelta(minutes=5)
 MAX_BACK_OFF = timedelta(hours=1)
+DATABASE_PROBLEM = "The widget's database could not store this sync's changes; nothing was lost, it runs again later."
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def run_sync(user: User, *, progress: Progress | None = None, now: datetime | No
         log.warning("sync of account %s failed: %s", user.id, type(error).__name__, exc_info=True)
         user.sync_failures = (user.sync_failures or 0) + 1
         next_due = now + min(DEFAULT_BACK_OFF * 2 ** (user.sync_failures - 1), MAX_BACK_OFF)
-        outcome = Outcome("error", explain(error).message)
+        outcome = Outcome("error", DATABASE_PROBLEM if isinstance(error, SQLAlchemyError) else explain(error).message)
     finished = datetime.now(UTC)
     run.finished_at = finished
     run.progress = None
