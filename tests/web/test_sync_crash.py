@@ -56,7 +56,7 @@ FOLDERS = ("inbox", "sentitems")
 INBOX_MESSAGES, SENT_MESSAGES = 1100, 1050  # three 512-change pages per folder
 KILLS = 20
 START_UP_KILLS = 0.15  # share of kills aimed at a run's start-up, before its first request
-JITTER = 0.4  # seconds: a kill lands this long at most after the request it aims at
+JITTER = 0.1  # seconds: a kill lands this long at most after the request it aims at (a page takes longer)
 STARTUP_TIMEOUT = 60
 RUN_TIMEOUT = 120
 
