@@ -19,7 +19,7 @@ import pytest
 from contoso import PASSWORDS
 from flask import Flask
 from flask.testing import FlaskClient
-from web_helpers import csrf_token, post
+from web_helpers import csrf_token, post, signed_in
 from werkzeug.test import TestResponse
 
 from widget.extensions import db, limiter
@@ -96,21 +96,15 @@ MATRIX: dict[str, Access] = {
 LAST = ("dashboard.sync_now", "auth.signout")
 
 
-def _signed_in(app: Flask, email: str, password: str) -> FlaskClient:
-    client = app.test_client()
-    reply = post(client, "/signin", {"email": email, "password": password, "domain": ""})
-    assert reply.status_code == 302, reply.get_data(as_text=True)
-    return client
-
 
 @pytest.fixture
 def callers(app: Flask, sandbox) -> dict[str, FlaskClient]:  # noqa: ANN001 - the sandbox fixture
     """A client per role; the API token's client carries the bearer token on every request and no session."""
     clients = {
         "anonymous": app.test_client(),
-        "user": _signed_in(app, ALICE, PASSWORDS[ALICE]),
-        "other_user": _signed_in(app, BOB, PASSWORDS[BOB]),
-        "admin": _signed_in(app, "admin@example.com", "Admin-password-1"),
+        "user": signed_in(app, ALICE, PASSWORDS[ALICE]),
+        "other_user": signed_in(app, BOB, PASSWORDS[BOB]),
+        "admin": signed_in(app, "admin@example.com", "Admin-password-1"),
     }
     admin = clients["admin"]
     reply = post(admin, "/admin/crm/tokens", {"name": "matrix"}, token_from="/admin/crm/tokens")

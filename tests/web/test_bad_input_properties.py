@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
-from web_helpers import csrf_token, post
+from web_helpers import csrf_token, post, signed_in
 
 from widget import settings as widget_settings
 from widget.extensions import db, limiter
@@ -62,12 +62,6 @@ class _Forms(HTMLParser):
             self._action = None
 
 
-def _signed_in(app: Flask, email: str, password: str) -> FlaskClient:
-    client = app.test_client()
-    reply = post(client, "/signin", {"email": email, "password": password, "domain": ""})
-    assert reply.status_code == 302, reply.get_data(as_text=True)
-    return client
-
 
 def _fingerprint() -> str:
     """A digest of every row of every table: equal before and after means nothing was stored."""
@@ -85,8 +79,8 @@ def _visible_text(html: str) -> str:
 @pytest.fixture
 def world(app: Flask, sandbox) -> dict:  # noqa: ANN001 - the sandbox fixture
     """Signed-in callers, a record to send from, and the POST routes with the fields their forms carry."""
-    user = _signed_in(app, ALICE, PASSWORDS[ALICE])
-    admin = _signed_in(app, "admin@example.com", "Admin-password-1")
+    user = signed_in(app, ALICE, PASSWORDS[ALICE])
+    admin = signed_in(app, "admin@example.com", "Admin-password-1")
     with app.app_context():
         spare = User(email="spare@contoso.com")  # the administrator's user actions act on someone nobody needs
         db.session.add_all([CrmRecord(module="Contacts", crm_id="C-1", name="Lena"), spare])

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 from zoneinfo import ZoneInfo
 
-from contoso import PASSWORDS
-from web_helpers import post
+from web_helpers import post, signed_in
 
 from widget import settings
 from widget.extensions import db
@@ -18,12 +17,6 @@ from widget.models import CalendarItem, User
 ALICE, BOB = "alice@contoso.com", "bob@contoso.com"
 HTMX = {"HX-Request": "true"}
 
-
-def signed_in(app, email: str):  # noqa: ANN201 - a FlaskClient
-    client = app.test_client()
-    reply = post(client, "/signin", {"email": email, "password": PASSWORDS[email], "domain": ""})
-    assert reply.status_code == 302, reply.get_data(as_text=True)
-    return client
 
 
 def put_items(app, owner: str, *items: dict) -> None:

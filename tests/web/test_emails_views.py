@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 from zoneinfo import ZoneInfo
 
-from contoso import PASSWORDS
-from web_helpers import csrf_token, post
+from web_helpers import csrf_token, post, signed_in
 
 from widget import settings
 from widget.crm.matching import SENT_PLACEHOLDER_PREFIX, reconcile_sent_copy, record_sent_email
@@ -57,13 +56,6 @@ def record(app, module: str, crm_id: str, name: str, *addresses: str, account: s
         db.session.add_all(CrmAddress(record_id=row.id, address=a) for a in addresses)
         db.session.commit()
 
-
-def signed_in(app, email: str):  # noqa: ANN201 - a FlaskClient
-    """A new browser, signed in as `email` through /signin (which checks the password with the sandbox)."""
-    client = app.test_client()
-    reply = post(client, "/signin", {"email": email, "password": PASSWORDS[email], "domain": ""})
-    assert reply.status_code == 302, reply.get_data(as_text=True)
-    return client
 
 
 def user_id(app, email: str) -> int:

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from html import unescape
 from zoneinfo import ZoneInfo
 
+import web_helpers
 from calendar_helpers import sent_log
-from contoso import PASSWORDS
 from exchangelib import CalendarItem as EwsCalendarItem
 from web_helpers import post
 
@@ -25,10 +25,8 @@ UTC_ZONE = ZoneInfo("UTC")
 
 # -- helpers -----------------------------------------------------------------------------------------------------------
 def signed_in(app, email: str, *, time_zone: str | None = None):  # noqa: ANN201 - a FlaskClient
-    """A new browser, signed in as `email` through /signin (the sandbox checks the password)."""
-    client = app.test_client()
-    reply = post(client, "/signin", {"email": email, "password": PASSWORDS[email], "domain": ""})
-    assert reply.status_code == 302, reply.get_data(as_text=True)
+    """A new browser, signed in as `email` (web_helpers.signed_in), in `time_zone` if one is given."""
+    client = web_helpers.signed_in(app, email)
     if time_zone:
         with app.app_context():
             db.session.scalar(db.select(User).where(User.email == email)).time_zone = time_zone

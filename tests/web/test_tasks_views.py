@@ -6,8 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
 
-from contoso import PASSWORDS
-from web_helpers import post
+from web_helpers import post, signed_in
 
 from widget.extensions import db
 from widget.models import Task, User
@@ -15,12 +14,6 @@ from widget.models import Task, User
 ALICE, BOB = "alice@contoso.com", "bob@contoso.com"
 HTMX = {"HX-Request": "true"}
 
-
-def signed_in(app, email: str):  # noqa: ANN201 - a FlaskClient
-    client = app.test_client()
-    reply = post(client, "/signin", {"email": email, "password": PASSWORDS[email], "domain": ""})
-    assert reply.status_code == 302, reply.get_data(as_text=True)
-    return client
 
 
 def tasks_of(app, email: str) -> list[Task]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -26,3 +27,15 @@ def post(client: FlaskClient, path: str, data: dict[str, Any] | None = None, *, 
     return client.post(path, data=data, **kwargs)
 
 
+
+
+def signed_in(app: Flask, email: str, password: str | None = None) -> FlaskClient:
+    """A new browser, signed in as `email` through /signin (the sandbox checks the password; by default the one
+    the test organisation gives that address, else the web tests' administrator's)."""
+    from contoso import EXTRA_SECRETS, PASSWORDS
+
+    client = app.test_client()
+    password = password or PASSWORDS.get(email) or EXTRA_SECRETS[0]
+    reply = post(client, "/signin", {"email": email, "password": password, "domain": ""})
+    assert reply.status_code == 302, reply.get_data(as_text=True)
+    return client
