@@ -13,7 +13,7 @@ which one stays: `exchange_wins`, `crm_wins` (the widget's), or `latest_wins` (t
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from ..exchange.calendar import Event, EventFields, TaskData, TaskFields
 from ..extensions import db
@@ -22,14 +22,6 @@ from ..models import CalendarAttendee, CalendarItem, Task
 CALENDAR_FOLDER = "calendar"
 TASKS_FOLDER = "tasks"
 CONFLICT_RULES = ("exchange_wins", "crm_wins", "latest_wins")
-
-
-def zone_of(name: str | None) -> ZoneInfo:
-    """A zone by IANA name; UTC for a missing or unknown one."""
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def changed_since_pulled(row: CalendarItem | Task) -> bool:

@@ -27,6 +27,7 @@ from ..crm import matching
 from ..extensions import db, limiter
 from ..mail_html import BODY_CSP, body_document
 from ..models import CRM_MODULES, User, UserStatus
+from .paging import page_number
 
 bp = Blueprint("emails", __name__)
 
@@ -49,20 +50,12 @@ def _team_wide(current: settings.WidgetSettings) -> bool:
     return current.email_visibility == "team"
 
 
-def user_zone(user: Any, current: settings.WidgetSettings) -> tzinfo:
-    """The user's time zone (their own, else the deployment's default, else UTC): see widget.local_time."""
-    return local_time.user_zone(user, current)
-
-
 def _when(zone: tzinfo) -> Any:
-    def show(moment: datetime | None, long: bool = False) -> str:
-        if moment is None:
-            return ""
-        local = moment.astimezone(zone)
-        text = local.strftime("%a %d %b %Y, %H:%M" if long else "%d %b %Y, %H:%M")
-        return f"{text} {local.tzname()}"
+    """The templates' `when(moment, long=False)`: an instant in `zone`, the zone named."""
+    def when(moment: datetime | None, long: bool = False) -> str:
+        return local_time.shown(moment, zone, "%a %d %b %Y, %H:%M" if long else "%d %b %Y, %H:%M")
 
-    return show
+    return when
 
 
 def _size(number: int | None) -> str:
@@ -74,21 +67,14 @@ def _size(number: int | None) -> str:
     return f"{number / (1024 * 1024):.1f} MB"
 
 
-def _page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
-
-
 def _list_context(module: str, record_id: str, current: settings.WidgetSettings) -> dict[str, Any]:
     query = request.args.get("q", "").strip()[:200]
     off_reason = current.email_sync_off_reason
     result = None
     if not off_reason:
         result = matching.emails_for_record(current_user, module, record_id, query=query or None,
-                                            page=_page_number(), per_page=PER_PAGE, team_wide=_team_wide(current))
-    zone = user_zone(current_user, current)
+                                            page=page_number(), per_page=PER_PAGE, team_wide=_team_wide(current))
+    zone = local_time.user_zone(current_user, current)
     return {
         "module": module, "record_id": record_id, "query": query, "result": result, "off_reason": off_reason,
         "record": result.record if result else matching.find_record(module, record_id),
@@ -135,7 +121,7 @@ def show(email_id: int) -> ResponseReturnValue:
     email = _visible_or_404(email_id)
     attachments = [(name, _size(size)) for name, size in (email.attachments or [])]
     return render_template("emails/show.html", email=email, attachments=attachments,
-                           when=_when(user_zone(current_user, current)), back=_back_link(),
+                           when=_when(local_time.user_zone(current_user, current)), back=_back_link(),
                            owner=_owner_label(email))
 
 

@@ -26,6 +26,7 @@ from ..extensions import db
 from ..models import SyncRun, User
 from ..sync.labels import folder_label
 from .admin import SECTIONS
+from .paging import page_number
 
 bp = Blueprint("history", __name__)
 
@@ -60,13 +61,6 @@ class RunRow:
     outcome: str
     outcome_class: str
     live: bool
-
-
-def _page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
 
 
 def _contains(query: str) -> str:
@@ -132,7 +126,7 @@ def _history_context() -> dict[str, Any]:
                                   func.lower(User.display_name).like(pattern, escape="\\")))
     total = db.session.scalar(db.select(func.count()).select_from(select.subquery())) or 0
     pages = max(1, -(-total // PER_PAGE))
-    page = min(_page_number(), pages)
+    page = min(page_number(), pages)
     # Newest first by id: a run is recorded as it starts, and the primary key orders millions of runs unaided.
     found = db.session.execute(select.order_by(SyncRun.id.desc())
                                .limit(PER_PAGE).offset((page - 1) * PER_PAGE)).all()

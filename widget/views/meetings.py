@@ -29,8 +29,9 @@ from ..extensions import db, limiter
 from ..models import CrmAddress, CrmRecord
 from . import meeting_form
 from .availability_grid import STATUSES, build_grid, day_window, meeting_minutes
-from .emails import _module_or_404, _page_number
+from .emails import _module_or_404
 from .mailbox_access import mailbox_problem, note_refused_password, status_for
+from .paging import page_number
 
 bp = Blueprint("meetings", __name__)
 
@@ -231,7 +232,7 @@ def related_list(module: str, record_id: str) -> ResponseReturnValue:
     _module_or_404(module)
     current = settings.load()
     zone = local_time.user_zone(current_user, current)
-    result = matching.meetings_for_record(current_user, module, record_id, page=_page_number(), per_page=PER_PAGE,
+    result = matching.meetings_for_record(current_user, module, record_id, page=page_number(), per_page=PER_PAGE,
                                           team_wide=current.email_visibility == "team")
     record = result.record
     context = {"module": module, "record_id": record_id, "result": result, "record": record, "zone_name": zone.key,
