@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, Request, Response, g, redirect, render_template, request, url_for
+from flask import Flask, Request, Response, abort, g, redirect, render_template, request, url_for
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from htmx_flask import make_response as htmx_response
 from itsdangerous import BadSignature
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import BadRequest
 
 from . import settings
 from .extensions import db, login_manager
@@ -129,9 +131,30 @@ def _csrf_error(error: CSRFError) -> tuple[str, int]:
                                    "Reload the page and send it again."), 400
 
 
+def _holds_nul(fields: MultiDict[str, str]) -> bool:
+    return any("\x00" in name or any("\x00" in value for value in values) for name, values in fields.lists())
+
+
+def _refuse_nul() -> None:
+    # No page or form of the widget takes a NUL, and PostgreSQL can neither store a text with one nor compare
+    # with it: refuse it here, once, rather than let it reach a query as a 500.
+    if "\x00" in request.path or _holds_nul(request.args):
+        abort(400, description="The address holds a NUL character (%00), which no page of the widget takes.")
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data") and _holds_nul(request.form):
+        abort(400, description="A field of the form holds a NUL character, which the widget does not take. "
+                               "Type the text again rather than pasting it.")
+
+
+def _bad_request(error: BadRequest) -> tuple[str, int]:
+    return render_template("errors/message.html", title="Bad request",
+                           message=error.description or "The widget could not read this request."), 400
+
+
 def init_security(app: Flask) -> None:
-    """Install the session interface, the headers and the error pages."""
+    """Install the session interface, the headers, the address check and the error pages."""
     app.session_interface = EmbeddableSessionInterface()
+    app.before_request(_refuse_nul)
+    app.register_error_handler(BadRequest, _bad_request)
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_error)
     app.context_processor(lambda: {"current_user": current_user})

@@ -108,6 +108,22 @@ def test_it_makes_the_session_cookie_fit_for_a_third_party_frame_only_when_embed
     assert "SameSite=None" in cookie and "Secure" in cookie and "Partitioned" in cookie and "HttpOnly" in cookie
 
 
+@pytest.mark.parametrize("url", ["/crm/Contacts/%00/emails", "/crm/Contacts/C-1/emails?q=%00",
+                                 "/crm/Contacts/C-1/emails?%00=1", "/sync/history?page=1%00"])
+def test_it_refuses_a_nul_in_the_address_with_a_page_that_says_so(admin_client, url):
+    for headers in ({}, {"HX-Request": "true"}):
+        reply = admin_client.get(url, headers=headers)
+        assert reply.status_code == 400
+        assert "The address holds a NUL character (%00), which no page of the widget takes." in \
+            reply.get_data(as_text=True)
+
+
+def test_it_refuses_a_nul_in_an_api_address_in_json(client):
+    reply = client.post("/api/crm/records?since=%00", json={})
+    assert reply.status_code == 400 and reply.is_json
+    assert reply.get_json()["error"] == "The address holds a NUL character (%00), which no page of the widget takes."
+
+
 def test_it_varies_pages_on_hx_request(client):
     assert "HX-Request" in client.get("/signin").headers["Vary"]
 

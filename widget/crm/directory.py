@@ -50,6 +50,8 @@ _LOCAL = r"[^\s@\"<>()\[\],;:\\]+"
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
 _TLD = r"(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})"
 _EMAIL = re.compile(rf"{_LOCAL}@(?:{_LABEL}\.)+{_TLD}")
+# C0 and C1 control characters (after whitespace is folded): no CRM id or name holds one, and PostgreSQL refuses NUL.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 class RecordError(ValueError):
@@ -80,6 +82,8 @@ def _crm_id(value: Any, field_name: str, *, required: bool) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise RecordError(field_name, "must be a text or a whole number")
     text = str(value).strip()
+    if _CONTROL.search(text):
+        raise RecordError(field_name, "must not hold control characters (such as NUL)")
     if len(text) > MAX_ID:
         raise RecordError(field_name, f"{text[:20]!r}... is longer than {MAX_ID} characters")
     return text
@@ -106,6 +110,8 @@ class RecordInput:
         set_ = object.__setattr__
         set_(self, "crm_id", _crm_id(self.crm_id, "id", required=True))
         name = " ".join(str(self.name or "").split())
+        if _CONTROL.search(name):
+            raise RecordError("name", "must not hold control characters (such as NUL)")
         if len(name) > MAX_NAME:
             raise RecordError("name", f"is longer than {MAX_NAME} characters")
         set_(self, "name", name)
