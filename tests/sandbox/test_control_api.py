@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import requests
 from ews_client import sync_page
@@ -21,6 +24,27 @@ def test_it_counts_requests_per_operation_and_mailbox(sandbox, account):
     assert stats["mailbox_operations"]["alice@contoso.com"]["GetFolder"] >= 1
     assert stats["http_requests"] > stats["operations"]["GetFolder"]  # the NTLM handshake costs requests too
     assert stats["failed_logins"] == {} and stats["locked"] == []
+
+
+def test_it_counts_a_request_held_by_a_delay_as_received_before_it_is_performed(sandbox, account):
+    alice = account("alice@contoso.com")
+    alice.inbox.refresh()  # signed in, so that what follows is the one request
+    before = _api(sandbox, "GET", "stats").json()["mailbox_operations"]["alice@contoso.com"]["GetFolder"]
+    assert _api(sandbox, "POST", "faults", json={"kind": "delay", "operation": "GetFolder", "seconds": 1.0,
+                                                 "mailbox": "alice@contoso.com"}).status_code == 201
+    worker = threading.Thread(target=alice.inbox.refresh)
+    worker.start()
+    deadline = time.monotonic() + 0.8
+    held = None
+    while time.monotonic() < deadline and held is None:
+        stats = _api(sandbox, "GET", "stats").json()
+        if stats["mailbox_requests_received"]["alice@contoso.com"]["GetFolder"] == before + 1:
+            held = stats["mailbox_operations"]["alice@contoso.com"]["GetFolder"]
+    worker.join()
+    assert held == before  # in flight: received, not performed yet
+    stats = _api(sandbox, "GET", "stats").json()
+    assert stats["mailbox_operations"]["alice@contoso.com"]["GetFolder"] == before + 1
+    assert stats["mailbox_requests_received"]["alice@contoso.com"]["GetFolder"] == before + 1
 
 
 def test_it_adds_a_user_who_can_sign_in_at_once(sandbox, account):

@@ -80,6 +80,9 @@ class Stats:
     operations: Counter[str] = field(default_factory=Counter)
     mailboxes: Counter[str] = field(default_factory=Counter)
     by_mailbox_operation: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Requests as they arrive, before any scripted fault (a delay, say) holds them: what is in flight shows here
+    # before it shows in the counts of operations performed.
+    received: Counter[tuple[str, str]] = field(default_factory=Counter)
     http_requests: int = 0
     unauthorized: int = 0
 
@@ -94,10 +97,14 @@ class Stats:
         per_mailbox: dict[str, dict[str, int]] = {}
         for (mailbox, name), number in self.by_mailbox_operation.items():
             per_mailbox.setdefault(mailbox, {})[name] = number
+        received: dict[str, dict[str, int]] = {}
+        for (mailbox, name), number in self.received.items():
+            received.setdefault(mailbox, {})[name] = number
         return {
             "operations": dict(self.operations),
             "mailboxes": dict(self.mailboxes),
             "mailbox_operations": per_mailbox,
+            "mailbox_requests_received": received,
             "http_requests": self.http_requests,
             "unauthorized": self.unauthorized,
             "failed_logins": {u.email: u.failed_logins for u in store.users.values() if u.failed_logins},
@@ -254,6 +261,8 @@ class Sandbox:
                     )
                 )
             mailbox = request.impersonated
+        with self.store.lock:
+            self.stats.received[(mailbox, name)] += 1
         fault = self.faults.take(name, mailbox)
         if fault is not None:
             reply = self._scripted(fault, name, user.email)
