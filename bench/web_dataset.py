@@ -323,7 +323,7 @@ def generate(sizes: Sizes, now: datetime | None = None) -> Dataset:
             "subject": subject, "internet_message_id": ids.message_id(writer[0].split("@")[1]),
             "body_html": _outlook_html(rng, greeting, paragraphs, signature, quoted) if html else None,
             "body_text": None if html else _text_body(greeting, paragraphs, signature, quoted),
-            "has_attachments": bool(attachments), "attachments": attachments,
+            "has_attachments": bool(attachments), "attachments": attachments, "body_fetched": True,
         }
         when = now - timedelta(seconds=rng.randrange(365 * 86400))
         sender, to = (me, [them]) if sent else (them, [me])

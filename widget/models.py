@@ -213,6 +213,9 @@ class Email(db.Model):
     attachments: Mapped[list] = mapped_column(JSON, default=list)  # [[name, size], ...]
     body_html: Mapped[str | None] = mapped_column(Text)
     body_text: Mapped[str | None] = mapped_column(Text)
+    # False until the body and attachment names are fetched: a sync fetches those of a folder's newest mail, and
+    # opening any other email fetches its own (see widget.sync.bodies).
+    body_fetched: Mapped[bool] = mapped_column(Boolean, default=False)
     seen_in_pass: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

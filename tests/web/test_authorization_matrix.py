@@ -123,7 +123,7 @@ def placeholders(app: Flask, callers: dict[str, FlaskClient]) -> dict[str, str]:
     with app.app_context():
         alice = db.session.scalar(db.select(User).where(User.email == ALICE))
         email = Email(user_id=alice.id, item_id="matrix-1", folder="inbox", subject="Quarterly numbers",
-                      received_at=datetime.now(UTC), body_text="Hello")
+                      received_at=datetime.now(UTC), body_text="Hello", body_fetched=True)
         spare = User(email="spare@contoso.com")
         spare_token = ApiToken(name="spare", token_sha256="0" * 64)
         task = create_task(alice, TaskDraft(subject="Call Lena back", due=None, reminder_at=None, notes=""))

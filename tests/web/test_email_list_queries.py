@@ -28,7 +28,7 @@ def store_mail(app, owner: str, subjects: list[str]) -> None:
             email = Email(user_id=user_id, item_id=f"item-{subject}", folder="inbox", subject=subject,
                           sender_address=LENA, sender_name="Lena Fischer", to_recipients=[[owner, ""]],
                           received_at=when, sent_at=when, internet_message_id=f"<{subject}@acme.example>",
-                          body_html=f"<p>{subject}</p>")
+                          body_html=f"<p>{subject}</p>", body_fetched=True)
             db.session.add(email)
             db.session.flush()
             db.session.add_all([EmailAddress(email_id=email.id, address=LENA, role="from"),

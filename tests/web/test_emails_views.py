@@ -13,10 +13,9 @@ from web_helpers import csrf_token, post, signed_in
 from widget import settings
 from widget.crm.matching import SENT_PLACEHOLDER_PREFIX, reconcile_sent_copy, record_sent_email
 from widget.extensions import db
-from widget.models import CrmAddress, CrmRecord, Email, User
+from widget.models import CrmAddress, CrmRecord, Email, User, UserStatus
 from widget.sandbox.delivery import deliver_message, message_defaults
-from widget.sandbox.items import Body, Mailbox
-from widget.sync import email as email_sync
+from widget.sandbox.items import Attachment, Body, Mailbox
 from widget.sync.runner import mailbox_for, run_sync
 
 ALICE, BOB, CAROL = "alice@contoso.com", "bob@contoso.com", "carol@contoso.com"
@@ -362,6 +361,92 @@ def test_it_shows_a_text_body_escaped_and_attachment_names_and_sizes(app, sandbo
     assert "quote.pdf" in html and "47 KB" in html and "logo.png" in html and "900 bytes" in html
 
 
+# -- bodies fetched when first needed ---------------------------------------------------------------------------------
+def _deliver_many(sandbox, count: int) -> None:
+    """`count` messages from Lena, an hour apart, the newest first numbered 0; number 150 has an attachment."""
+    now = datetime.now(UTC)
+    for number in range(count):
+        when = now - timedelta(hours=number + 1)
+        props = {"Subject": f"Note {number}", "ToRecipients": [Mailbox(ALICE)],
+                 "Body": Body("HTML", f"<p>Text of note {number}</p>")}
+        if number == 150:
+            props["Attachments"] = [Attachment("att-150", "offer.pdf", "application/pdf", 48_213)]
+            props["HasAttachments"] = True
+        message_defaults(props, Mailbox(LENA, "Lena Fischer"), when)
+        deliver_message(sandbox.store, props, when)
+
+
+def _body_fetched(app, subject: str) -> bool:
+    with app.app_context():
+        return db.session.scalar(db.select(Email.body_fetched).where(Email.subject == subject))
+
+
+def test_it_fetches_the_newest_bodies_with_the_sync_and_any_other_when_it_is_opened(app, sandbox):
+    record(app, "Contacts", "C-1", "Lena Fischer", LENA)
+    _deliver_many(sandbox, 230)
+    client = signed_in(app, ALICE)
+    before = sandbox.stats.operations["GetItem"]
+    sync(app, ALICE)
+    assert sandbox.stats.operations["GetItem"] - before == 1  # one batch: the inbox's newest (Sent Items is empty)
+    assert [_body_fetched(app, f"Note {n}") for n in (0, 99, 100, 229)] == [True, True, False, False]
+    assert "Text of note 0" in client.get(f"/emails/{stored_id(app, 'Note 0')}/body").get_data(as_text=True)
+    assert sandbox.stats.operations["GetItem"] - before == 1  # a fetched body opens without asking Exchange
+
+    email_id = stored_id(app, "Note 150")
+    page = client.get(f"/emails/{email_id}").get_data(as_text=True)
+    assert sandbox.stats.operations["GetItem"] - before == 2  # its body, when opened
+    assert "offer.pdf" in page and "47 KB" in page and 'id="body-problem"' not in page
+    assert "Text of note 150" in client.get(f"/emails/{email_id}/body").get_data(as_text=True)
+    client.get(f"/emails/{email_id}")
+    assert sandbox.stats.operations["GetItem"] - before == 2  # and kept
+    sync(app, ALICE)  # nothing changed: the bodies kept stay, none is fetched again
+    assert sandbox.stats.operations["GetItem"] - before == 2 and _body_fetched(app, "Note 150")
+
+
+def test_it_says_why_when_an_opened_emails_body_cannot_be_fetched_and_fetches_it_next_time(app, sandbox):
+    record(app, "Contacts", "C-1", "Lena Fischer", LENA)
+    _deliver_many(sandbox, 120)
+    client = signed_in(app, ALICE)
+    sync(app, ALICE)
+    email_id = stored_id(app, "Note 110")
+    sandbox.add_fault("http_500", operation="GetItem")
+    reply = client.get(f"/emails/{email_id}")
+    page = reply.get_data(as_text=True)
+    assert reply.status_code == 200 and "Note 110" in page
+    banner = re.search(r'id="body-problem">([^<]*)<', page).group(1)
+    assert unescape(banner).startswith("This email’s text could not be fetched from Exchange: ")
+    assert "This email has no text." not in page and not _body_fetched(app, "Note 110")
+    assert 'id="body-problem"' not in client.get(f"/emails/{email_id}").get_data(as_text=True)
+    assert "Text of note 110" in client.get(f"/emails/{email_id}/body").get_data(as_text=True)
+
+
+def test_it_says_so_when_an_opened_email_is_gone_from_exchange(app, sandbox):
+    record(app, "Contacts", "C-1", "Lena Fischer", LENA)
+    _deliver_many(sandbox, 120)
+    client = signed_in(app, ALICE)
+    sync(app, ALICE)
+    inbox = sandbox.store.folder(ALICE, "inbox")
+    sandbox.store.remove_item(next(i for i in inbox.items.values() if i.props["Subject"] == "Note 115"))
+    page = client.get(f"/emails/{stored_id(app, 'Note 115')}").get_data(as_text=True)
+    assert "This email is no longer in the mailbox in Exchange (deleted or moved)" in page
+    sync(app, ALICE)
+    assert stored_id(app, "Note 115") is None
+
+
+def test_it_does_not_try_a_refused_password_to_fetch_a_body(app, sandbox):
+    record(app, "Contacts", "C-1", "Lena Fischer", LENA)
+    _deliver_many(sandbox, 120)
+    client = signed_in(app, ALICE)
+    sync(app, ALICE)
+    with app.app_context():
+        db.session.scalar(db.select(User).where(User.email == ALICE)).status = UserStatus.NEEDS_PASSWORD
+        db.session.commit()
+    before = sandbox.stats.http_requests
+    page = unescape(client.get(f"/emails/{stored_id(app, 'Note 112')}").get_data(as_text=True))
+    assert "Exchange refused your stored password: it can be fetched once you authorize again." in page
+    assert sandbox.stats.http_requests == before
+
+
 # -- sending from a record ---------------------------------------------------------------------------------------------
 def test_it_prefills_the_compose_form_with_the_records_address(app, sandbox):
     record(app, "Contacts", "C-9", "Carol Chen", CAROL)
@@ -403,15 +488,8 @@ def test_it_sends_from_a_record_and_lists_the_email_once_now_and_after_the_next_
     assert listed(client, "Contacts", "C-9") == ["Our offer"]
 
 
-def test_it_turns_the_stored_sent_email_into_the_synced_copy_when_the_sync_reconciles(app, sandbox, monkeypatch):
-    """With the one-line call the sync engine makes (simulated here), the sent email keeps its row and its id."""
-    original = email_sync._store_page
-
-    def store_page(user, folder, state, page, port, rules, result, now):  # noqa: ANN001, ANN202
-        reconcile_sent_copy(user, folder, page.changed)
-        return original(user, folder, state, page, port, rules, result, now)
-
-    monkeypatch.setattr(email_sync, "_store_page", store_page)
+def test_it_turns_the_stored_sent_email_into_the_synced_copy_when_the_sync_reconciles(app, sandbox):
+    """The sync's copy from Sent Items takes over the row of the email stored at sending: it keeps its id."""
     record(app, "Contacts", "C-9", "Carol Chen", CAROL)
     client = signed_in(app, ALICE)
     sync(app, ALICE)

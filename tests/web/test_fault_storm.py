@@ -23,6 +23,7 @@ from typing import Any
 from flask import Flask
 
 from widget import settings
+from widget.exchange.mailbox import BODY_BATCH
 from widget.extensions import db
 from widget.models import CalendarItem, Email, FolderSync, SyncRun, Task, User, UserStatus
 from widget.sandbox import Sandbox, Store
@@ -69,20 +70,22 @@ def _fault(kind: str, operation: str, after: int = 0, **params: Any) -> dict[str
 
 SECOND, MINUTE = timedelta(seconds=1), timedelta(minutes=1)
 # Call arithmetic: a run reads the Inbox, Sent Items, Calendar and Tasks in that order with SyncFolderItems, a
-# long inbox in two pages (512 and 88 messages), and fetches what a page brings in GetItem batches of 100 (six
-# for a full page). So with a short inbox SyncFolderItems after=1 strikes Sent Items, after=2 the Calendar and
-# after=3 the Tasks; with a long one after=1 strikes the Inbox's second page.
+# long inbox in two pages (512 and 88 messages); after a mail folder's pages, one GetItem fetches the bodies of
+# its newest mail. So with a short inbox SyncFolderItems after=1 strikes Sent Items, after=2 the Calendar and
+# after=3 the Tasks; with a long one after=1 strikes the Inbox's second page. GetItem after=0 strikes the Inbox's
+# bodies (its pages stored) and after=1 those of Sent Items.
 SHORT, LONG = INBOX + SENT, LONG_INBOXES[0] + SENT  # what a whole mailbox brings
 FIRST_WAVE = {  # each first sync stops where its fault strikes, with the pages before it stored
     0: Plan((_fault("server_busy", "SyncFolderItems", 1, back_off_ms=120_000),), "throttled", 120 * SECOND,
             emails=512),
-    1: Plan((_fault("http_503", "GetItem", 6, retry_after=90),), "throttled", 90 * SECOND, emails=512),
+    1: Plan((_fault("http_503", "GetItem", 0, retry_after=90),), "throttled", 90 * SECOND,
+            emails=LONG_INBOXES[1]),
     2: Plan((_fault("http_500", "SyncFolderItems", 1),), "error", 60 * SECOND, 1, emails=INBOX),
-    3: Plan((_fault("drop", "GetItem", 1),), "error", 60 * SECOND, 1, emails=0),
+    3: Plan((_fault("drop", "GetItem", 1),), "error", 60 * SECOND, 1, emails=SHORT),
     4: Plan((_fault("delay", "SyncFolderItems", 2, seconds=1.0), _fault("delay", "GetItem", 1, seconds=1.0)),
             "ok", INTERVAL, emails=SHORT),
     5: Plan((_fault("invalid_sync_state", "SyncFolderItems", 1),), "ok", INTERVAL, emails=LONG),  # a pass restarted
-    6: Plan((_fault("mailbox_move", "GetItem", 0),), "mailbox_moving", 5 * MINUTE, emails=0),
+    6: Plan((_fault("mailbox_move", "GetItem", 0),), "mailbox_moving", 5 * MINUTE, emails=INBOX),
     7: Plan((_fault("password_change", "SyncFolderItems", 1, password="Storm-changed-7"),), "needs_password", None,
             emails=INBOX),
     8: Plan((_fault("server_busy", "GetFolder", 0, back_off_ms=30_000),), "throttled", 30 * SECOND,
@@ -208,9 +211,13 @@ def _in_widget(user_id: int, folder: str) -> tuple[list[str], dict[str, tuple]]:
             query = query.where(CalendarItem.series_item_id.is_(None))  # masters and single items, as Exchange
         rows = db.session.scalars(query).all()
         return [row.item_id for row in rows], {row.item_id: (row.subject,) for row in rows}
-    rows = db.session.scalars(db.select(Email).where(Email.user_id == user_id, Email.folder == folder)).all()
+    rows = db.session.scalars(db.select(Email).where(Email.user_id == user_id, Email.folder == folder)
+                              .order_by(Email.received_at.desc(), Email.id.desc())).all()
+    # Every message here has a body: the newest 100 of a folder must hold theirs, the others theirs or none yet
+    # (fetched when opened), but never an emptied one.
     return [row.item_id for row in rows], {
-        row.item_id: (row.subject, row.is_read, bool(row.body_html or row.body_text)) for row in rows}
+        row.item_id: (row.subject, row.is_read, bool(row.body_html or row.body_text) or (
+            not row.body_fetched and position >= BODY_BATCH)) for position, row in enumerate(rows)}
 
 
 def _synced_folders(user_id: int) -> list[str]:

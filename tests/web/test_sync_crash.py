@@ -14,7 +14,6 @@ The schedule comes from a seeded random.Random: the seed is printed, and WIDGET_
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import signal
@@ -41,6 +40,7 @@ from flask_migrate import upgrade
 from sqlalchemy import func
 
 from widget import MIGRATIONS, create_app, settings
+from widget.exchange.mailbox import BODY_BATCH
 from widget.extensions import db
 from widget.models import Email, FolderSync, User
 from widget.sandbox import Store
@@ -56,6 +56,7 @@ FOLDERS = ("inbox", "sentitems")
 INBOX_MESSAGES, SENT_MESSAGES = 1100, 1050  # three 512-change pages per folder
 KILLS = 20
 START_UP_KILLS = 0.15  # share of kills aimed at a run's start-up, before its first request
+PAGE_KILLS = 0.75  # share of the other kills aimed at a SyncFolderItems request (a page), not at any request
 JITTER = 0.1  # seconds: a kill lands this long at most after the request it aims at (a page takes longer)
 STARTUP_TIMEOUT = 60
 RUN_TIMEOUT = 120
@@ -133,9 +134,18 @@ class CrashRig:
             return json.loads(reply.read())
 
     def requests_of_alice(self) -> tuple[int, int]:
-        """(SyncFolderItems, GetItem) requests made so far for Alice's mailbox."""
-        counts = self.stats()["mailbox_operations"].get(ALICE, {})
+        """(SyncFolderItems, GetItem) requests the sandbox has received so far for Alice's mailbox (answered or
+        still in flight)."""
+        counts = self.stats()["mailbox_requests_received"].get(ALICE, {})
         return counts.get("SyncFolderItems", 0), counts.get("GetItem", 0)
+
+    def script_fault(self, fault: dict[str, Any] | None) -> None:
+        """Script a fault in the sandbox (control API); None removes every scripted fault."""
+        request = urllib.request.Request(self.control + "faults", method="DELETE" if fault is None else "POST",
+                                         data=None if fault is None else json.dumps(fault).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30):
+            pass
 
     def start_sync(self) -> subprocess.Popen:
         """`flask --app widget sync alice@contoso.com` as its own process, output to a file."""
@@ -190,10 +200,12 @@ class CrashRig:
         return (f"+{arriving} received, +{sending} sent, -{len(deleting)} deleted, {len(moving)} moved out, "
                 f"{len(reading)} read flags")
 
-    def wait_for_requests(self, process: subprocess.Popen, before: int, count: int) -> bool:
-        """Wait until a run has made `count` SyncFolderItems and GetItem requests; False if it ended first."""
+    def wait_for_requests(self, process: subprocess.Popen, before: int, count: int, *,
+                          pages_only: bool = False) -> bool:
+        """Wait until a run has made `count` SyncFolderItems and GetItem requests (or SyncFolderItems requests
+        alone); False if it ended first."""
         deadline = time.monotonic() + RUN_TIMEOUT
-        while sum(self.requests_of_alice()) - before < count:
+        while (self.requests_of_alice()[0] if pages_only else sum(self.requests_of_alice())) - before < count:
             if process.poll() is not None:
                 return False
             if time.monotonic() > deadline:
@@ -201,45 +213,58 @@ class CrashRig:
             time.sleep(0.03)
         return True
 
-    def run_and_kill(self, rng: random.Random, requests_ahead: int) -> KilledRun | None:
+    def run_and_kill(self, rng: random.Random, ahead: tuple[int, int]) -> KilledRun | None:
         """Start a sync and SIGKILL it at a random point of the work ahead; None if it finished first.
 
-        The point is drawn among the run's requests (pages and body batches), then a random delay after it, so
-        that kills spread over the whole run whatever the machine's speed.
+        The point is drawn among the run's requests, then a random delay after it, so that kills spread over the
+        whole run whatever the machine's speed: mostly among its pages (whose atomicity is the point), otherwise
+        among all its requests, the GetItem of each folder's newest bodies included. An aimed-at page is answered
+        slowly, as a busy Exchange answers (a scripted delay), and the kill comes while it is awaited or within
+        JITTER of its answer, while it is stored: a page of a fast sync is stored in less time than this test
+        takes to notice that it was asked for.
         """
+        pages_ahead, bodies_ahead = ahead
         sync_before, bodies_before = self.requests_of_alice()
+        pages_only = rng.random() < PAGE_KILLS
+        target = rng.randint(1, pages_ahead if pages_only else pages_ahead + bodies_ahead)
+        slow = rng.uniform(0.05, 0.4) if pages_only else 0.0
+        if pages_only:
+            self.script_fault({"kind": "delay", "operation": "SyncFolderItems", "mailbox": ALICE,
+                               "after": target - 1, "seconds": slow})
         process = self.start_sync()
         started = time.monotonic()
         if rng.random() < START_UP_KILLS:
             time.sleep(rng.uniform(0.2, 1.5))
         else:
-            target = rng.randint(1, requests_ahead)
             if rng.random() < 0.25:
                 # The mailbox changes while the run is under way, between a page and its bodies for instance.
                 if not self.wait_for_requests(process, sync_before + bodies_before, rng.randint(1, target)):
                     return None
                 print("    during the run:", self.change_mailbox(rng, rng.randint(0, 25)))
-            if not self.wait_for_requests(process, sync_before + bodies_before, target):
+            if not self.wait_for_requests(process, sync_before if pages_only else sync_before + bodies_before,
+                                          target, pages_only=pages_only):
                 return None
-            time.sleep(rng.uniform(0, JITTER))
+            time.sleep(rng.uniform(0, slow + JITTER))
         if process.poll() is not None:
+            self.script_fault(None)
             return None
         process.send_signal(signal.SIGKILL)
         process.wait()
+        self.script_fault(None)
         sync_after, bodies_after = self.requests_of_alice()
         return KilledRun(delay=time.monotonic() - started, sync_requests=sync_after - sync_before,
                          body_requests=bodies_after - bodies_before,
                          pages_committed=self.output().count("changes so far"))
 
 
-def _requests_ahead(store: Store, positions: dict[str, int]) -> int:
+def _requests_ahead(store: Store, positions: dict[str, int]) -> tuple[int, int]:
     """About how many SyncFolderItems and GetItem requests a sync from the stored positions makes."""
-    requests = 0
+    pages = bodies = 0
     for name in FOLDERS:
         ahead = [entry for _, _, entry in store.folder(ALICE, name).changes_since(positions[name])]
-        with_body = sum(not e.deleted and max(e.created, e.content) > positions[name] for e in ahead)
-        requests += 1 + len(ahead) // 512 + math.ceil(with_body / 100)
-    return requests
+        pages += 1 + len(ahead) // 512
+        bodies += any(not e.deleted and max(e.created, e.content) > positions[name] for e in ahead)  # newest's
+    return pages, bodies
 
 
 @pytest.fixture
@@ -302,9 +327,15 @@ def _in_sandbox(item: Item) -> tuple:
 
 
 def _in_database(email: Email) -> tuple:
+    body = email.body_html if email.body_html is not None else email.body_text
     return (email.subject, email.sender_address, [address for address, _ in email.to_recipients],
-            email.internet_message_id, email.body_html if email.body_html is not None else email.body_text,
-            email.is_read)
+            email.internet_message_id, body if email.body_fetched else None, email.is_read)
+
+
+def _in_sandbox_as_kept(item: Item, email: Email) -> tuple:
+    """The sandbox's message as the widget should keep it: its body only once fetched (else when it is opened)."""
+    expected = _in_sandbox(item)
+    return expected if email.body_fetched else (*expected[:4], None, expected[5])
 
 
 def _stored(app: Flask) -> tuple[dict[str, Email], dict[str, str | None]]:
@@ -342,7 +373,7 @@ def _assert_state_not_ahead(app: Flask, store: Store, when: str) -> dict[str, in
         for email in (e for e in emails.values() if e.folder == name):
             assert email.item_id in folder.log, f"{when}, {name}: an email that the sandbox never had there"
             if email.item_id in folder.items:
-                assert _in_database(email)[:-1] == _in_sandbox(folder.items[email.item_id])[:-1], when
+                assert _in_database(email)[:-1] == _in_sandbox_as_kept(folder.items[email.item_id], email)[:-1], when
         for item_id, entry in folder.log.items():
             stored = emails.get(item_id)
             if entry.created > position:
@@ -351,12 +382,20 @@ def _assert_state_not_ahead(app: Flask, store: Store, when: str) -> dict[str, in
                 assert stored is None, f"{when}, {name}: a message removed before the stored state is still stored"
             elif entry.last <= position:  # unchanged since the state's point: stored, read flag included
                 assert stored is not None, f"{when}, {name}: a message created before the stored state is missing"
-                assert _in_database(stored) == _in_sandbox(folder.items[item_id]), when
+                assert _in_database(stored) == _in_sandbox_as_kept(folder.items[item_id], stored), when
     return positions
 
 
-def _expected(store: Store) -> dict[str, tuple]:
-    return {item.id: (name, _in_sandbox(item)) for name in FOLDERS for item in store.folder(ALICE, name).items.values()}
+def _expected(store: Store, emails: dict[str, Email]) -> dict[str, tuple]:
+    return {item.id: (name, _in_sandbox_as_kept(item, emails[item.id]) if item.id in emails else _in_sandbox(item))
+            for name in FOLDERS for item in store.folder(ALICE, name).items.values()}
+
+
+def _newest_without_body(emails: dict[str, Email], folder: str) -> list[str]:
+    """Subjects of a folder's newest emails (as many as one GetItem fetches) whose body the sync did not fetch."""
+    newest = sorted((e for e in emails.values() if e.folder == folder), key=lambda e: (e.received_at, e.id),
+                    reverse=True)[:BODY_BATCH]
+    return [e.subject for e in newest if not e.body_fetched]
 
 
 def test_it_loses_and_duplicates_nothing_when_the_sync_is_killed_at_random_points(rig: CrashRig) -> None:
@@ -393,10 +432,11 @@ def test_it_loses_and_duplicates_nothing_when_the_sync_is_killed_at_random_point
     assert positions == {name: store.folder(ALICE, name).seq for name in FOLDERS}
     emails, _ = _stored(rig.app)
     stored = {item_id: (email.folder, _in_database(email)) for item_id, email in emails.items()}
-    expected = _expected(store)
+    expected = _expected(store, emails)
     assert stored.keys() == expected.keys(), (f"missing {len(expected.keys() - stored.keys())}, "
                                               f"extra {len(stored.keys() - expected.keys())} (seed {seed})")
     assert stored == expected
+    assert {name: _newest_without_body(emails, name) for name in FOLDERS} == {name: [] for name in FOLDERS}
     assert all(PASSWORDS[ALICE] not in rig.output(n) for n in range(len(rig.outputs)))
     phases = [kill.phase for kill in kills]
     print(f"{len(expected)} messages stored; kills by phase: { {p: phases.count(p) for p in set(phases)} }, "

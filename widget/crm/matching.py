@@ -283,7 +283,7 @@ def record_sent_email(user: User, *, subject: str, body_text: str, to: Sequence[
         sender_name=user.display_name or "", to_recipients=[list(pair) for pair in to],
         cc_recipients=[list(pair) for pair in cc], received_at=sent_at, sent_at=sent_at, is_read=True,
         internet_message_id=message_id, has_attachments=False, attachments=[], body_html=None,
-        body_text=body_text, seen_in_pass=current_pass,
+        body_text=body_text, body_fetched=True, seen_in_pass=current_pass,
     )
     db.session.add(email)
     db.session.flush()

@@ -2,9 +2,10 @@
 
 For each folder: ask for the next page since the stored sync state; decide which messages to keep (not
 excluded; matching a CRM record unless the administrator stores all mail; inside the history window on a
-first pass); fetch the bodies of the kept ones; then, in ONE transaction, upsert them, apply deletes and read
-flags, and store the page's new sync state. A crash between pages loses nothing and duplicates nothing: the
-state stored is always that of the last stored page.
+first pass); then, in ONE transaction, upsert them, apply deletes and read flags, and store the page's new
+sync state. Bodies are not part of a page: after the pages, one GetItem fetches those of the folder's newest
+stored mail, and any other is fetched when it is opened (widget/sync/bodies.py). A crash between pages loses
+nothing and duplicates nothing: the state stored is always that of the last stored page.
 
 A full pass (the first sync, or after Exchange declared a sync state invalid) marks every message it sees;
 only when it completes are the folder's messages that it did not see deleted.
@@ -18,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..crm.matching import reconcile_sent_copy
-from ..exchange.mailbox import MailboxPort, MessageBody, MessageSummary, SyncPage
+from ..exchange.mailbox import MailboxPort, MessageSummary, SyncPage
 from ..extensions import db
 from ..models import CrmAddress, Email, EmailAddress, FolderSync, User
+from .bodies import prefetch_newest
 from .pages import PagesRun
 
 Progress = Callable[[str, int], None]  # (folder, messages handled so far) — for "Sync now" progress
@@ -67,6 +69,7 @@ class FolderResult:
     deleted: int = 0
     pages: int = 0
     full_pass: bool = False
+    bodies: int = 0  # bodies fetched after the pages (the folder's newest)
 
 
 @dataclass
@@ -132,14 +135,8 @@ def _set_addresses(stored: list[tuple[Email, MessageSummary]], *, new: bool) -> 
         db.session.execute(db.insert(EmailAddress), rows)
 
 
-def _apply_body(email: Email, body: MessageBody | None) -> None:
-    if body is not None:
-        email.body_html, email.body_text = body.html, body.text
-        email.attachments = [list(pair) for pair in body.attachments]
-
-
-def _store_page(user: User, folder: str, state: FolderSync, page: Any, port: MailboxPort, rules: MailRules,
-                result: FolderResult, now: datetime) -> None:
+def _store_page(user: User, folder: str, state: FolderSync, page: Any, rules: MailRules, result: FolderResult,
+                now: datetime) -> None:
     """Apply one page and store its sync state, in one transaction."""
     # A message sent from the widget is stored at once; its copy from Sent Items takes over that row.
     reconcile_sent_copy(user, folder, page.changed)
@@ -150,20 +147,13 @@ def _store_page(user: User, folder: str, state: FolderSync, page: Any, port: Mai
     to_create = [m for m in page.changed if m.item_id not in existing
                  and rules.wanted(m, user.email, first_pass, now)]
     to_update = [m for m in page.changed if m.item_id in existing]
-    # Bodies only for what is stored, and again only when the message changed.
-    changed_ids = [m.item_id for m in to_create] + [m.item_id for m in to_update
-                                                     if existing[m.item_id].change_key != m.change_key]
-    bodies = dict(port.bodies(changed_ids)) if changed_ids else {}
 
     direction = "sent" if folder == "sentitems" else "received"
     created: list[tuple[Email, MessageSummary]] = []
     for message in to_create:
-        if message.item_id in bodies and bodies[message.item_id] is None:
-            continue  # gone from Exchange since the page was read; the next page deletes nothing of ours
         email = Email(user_id=user.id, item_id=message.item_id, folder=folder, direction=direction,
-                      seen_in_pass=state.pass_number)
+                      seen_in_pass=state.pass_number, body_fetched=False)
         _apply_summary(email, message)
-        _apply_body(email, bodies.get(message.item_id))
         created.append((email, message))
     db.session.add_all(email for email, _ in created)
     db.session.flush()  # the page's new rows in one go: their addresses need their ids
@@ -180,7 +170,7 @@ def _store_page(user: User, folder: str, state: FolderSync, page: Any, port: Mai
             result.deleted += 1
             continue
         _apply_summary(email, message)
-        _apply_body(email, bodies.get(message.item_id))
+        email.body_fetched = False  # the message changed: its body may have too (the old one shows until then)
         updated.append((email, message))
         result.updated += 1
     _set_addresses(updated, new=False)
@@ -215,7 +205,7 @@ def sync_folder(user: User, folder: str, port: MailboxPort, rules: MailRules, *,
 
     def store(state: FolderSync, page: SyncPage) -> None:
         nonlocal handled
-        _store_page(user, folder, state, page, port, rules, result, now)
+        _store_page(user, folder, state, page, rules, result, now)
         handled += len(page.changed) + len(page.deleted) + len(page.read_flags)
         if progress:
             progress(folder, handled)
@@ -224,6 +214,7 @@ def sync_folder(user: User, folder: str, port: MailboxPort, rules: MailRules, *,
                    finish_full_pass=lambda state: _finish_full_pass(user, folder, state, result))
     run.run(user, folder)
     result.pages, result.full_pass = run.pages, run.full_pass
+    result.bodies = prefetch_newest(user, folder, port)
     return result
 
 

@@ -119,10 +119,43 @@ def show(email_id: int) -> ResponseReturnValue:
     if current.email_sync_off_reason:
         abort(404)
     email = _visible_or_404(email_id)
+    body_problem = _fetch_body_if_needed(email, current)
     attachments = [(name, _size(size)) for name, size in (email.attachments or [])]
-    return render_template("emails/show.html", email=email, attachments=attachments,
+    return render_template("emails/show.html", email=email, attachments=attachments, body_problem=body_problem,
                            when=_when(local_time.user_zone(current_user, current)), back=_back_link(),
                            owner=_owner_label(email))
+
+
+def _fetch_body_if_needed(email: Any, current: settings.WidgetSettings) -> str | None:
+    """Fetch the body of an email whose body the sync left for later (one GetItem, from its owner's mailbox);
+    what stopped it, in words, or None."""
+    if email.body_fetched:
+        return None
+    from ..exchange.connection import ExchangeProblem
+    from ..sync.bodies import fetch_on_open
+    from ..sync.runner import mailbox_for
+
+    owner = db.session.get(User, email.user_id)
+    whose = "your" if owner.id == current_user.id else f"{owner.email}’s"
+    if owner.has_password and owner.status == UserStatus.NEEDS_PASSWORD:
+        return (f"This email’s text is not here yet, and Exchange refused {whose} stored password: it can be "
+                f"fetched once {'you authorize' if owner.id == current_user.id else 'they authorize'} again.")
+    try:
+        if fetch_on_open(email, mailbox_for(owner, current)):
+            return None
+    except ExchangeProblem as problem:
+        db.session.rollback()
+        _pause_on_refused_password(owner, problem)
+        return f"This email’s text could not be fetched from Exchange: {problem.message}"
+    return "This email is no longer in the mailbox in Exchange (deleted or moved); the next sync removes it here."
+
+
+def _pause_on_refused_password(user: User, problem: Any) -> None:
+    """As the sync does: a refused password pauses the account until its user gives a new one."""
+    if problem.kind in ("credentials", "locked") and user.has_password:
+        user.status = UserStatus.NEEDS_PASSWORD
+        user.sync_due_at = None
+        db.session.commit()
 
 
 def _owner_label(email: Any) -> str | None:
@@ -257,10 +290,6 @@ def _send_through_exchange(current: settings.WidgetSettings, subject: str, text:
     except ExchangeProblem as problem:
         if problem.kind == "recipients":
             return None, None, True
-        if problem.kind in ("credentials", "locked") and user.has_password:
-            # As the sync does: a refused password pauses the account until the user gives a new one.
-            user.status = UserStatus.NEEDS_PASSWORD
-            user.sync_due_at = None
-            db.session.commit()
+        _pause_on_refused_password(user, problem)
         return None, problem.message, False
     return message_id, None, False
