@@ -150,12 +150,26 @@ def widget_child(spec: dict[str, Any]) -> dict[str, Any]:
                 _print_profile(profiler, spec["label"])
             db.session.remove()
     with app.app_context():
-        opening = {"fetched": _open_emails(app, user_id, True), "left for later": _open_emails(app, user_id, False)}
+        client = _signed_in_client(app)
+        opening = {"fetched": _open_emails(client, user_id, True),
+                   "left for later": _open_emails(client, user_id, False)}
         db.engine.dispose()
     return {"directory": directory, "database": database, "passes": passes, "opening": opening}
 
 
-def _open_emails(app: Any, user_id: int, body_fetched: bool, count: int = 20) -> list[float]:
+def _signed_in_client(app: Any) -> Any:
+    """A test client of the app signed in through /signin, as a browser is (the password checked by the sandbox)."""
+    client = app.test_client()
+    form = client.get("/signin").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    reply = client.post("/signin", data={"email": EMAIL, "password": PASSWORD, "domain": "",
+                                         "csrf_token": token.group(1) if token else ""})
+    if reply.status_code != 302:
+        raise RuntimeError(f"signing in answered {reply.status_code}")
+    return client
+
+
+def _open_emails(client: Any, user_id: int, body_fetched: bool, count: int = 20) -> list[float]:
     """Milliseconds to open each of `count` stored emails through the widget's page (GET /emails/<id>), signed in
     as their owner; those whose body the sync fetched, or those whose body it left for opening."""
     from widget.extensions import db
@@ -163,13 +177,6 @@ def _open_emails(app: Any, user_id: int, body_fetched: bool, count: int = 20) ->
 
     ids = db.session.scalars(db.select(Email.id).where(Email.user_id == user_id, Email.body_fetched.is_(body_fetched))
                              .order_by(Email.id).limit(count)).all()
-    client = app.test_client()  # signed in through /signin, as a browser is (the password checked by the sandbox)
-    form = client.get("/signin").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
-    reply = client.post("/signin", data={"email": EMAIL, "password": PASSWORD, "domain": "",
-                                         "csrf_token": token.group(1) if token else ""})
-    if reply.status_code != 302:
-        raise RuntimeError(f"signing in answered {reply.status_code}")
     times = []
     for email_id in ids:
         started = time.perf_counter()
