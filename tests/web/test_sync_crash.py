@@ -58,6 +58,7 @@ KILLS = 20
 START_UP_KILLS = 0.15  # share of kills aimed at a run's start-up, before its first request
 PAGE_KILLS = 0.75  # share of the other kills aimed at a SyncFolderItems request (a page), not at any request
 JITTER = 0.1  # seconds: a kill lands this long at most after the request it aims at (a page takes longer)
+PAGE_JITTER = 0.03  # after an aimed-at page's late answer: about the time a small page takes to be stored
 STARTUP_TIMEOUT = 60
 RUN_TIMEOUT = 120
 
@@ -99,6 +100,7 @@ class KilledRun:
     sync_requests: int
     body_requests: int
     pages_committed: int
+    aim: str = ""  # what the kill was aimed at, for the printed report
 
     @property
     def phase(self) -> str:
@@ -220,31 +222,34 @@ class CrashRig:
         whole run whatever the machine's speed: mostly among its pages (whose atomicity is the point), otherwise
         among all its requests, the GetItem of each folder's newest bodies included. An aimed-at page is answered
         slowly, as a busy Exchange answers (a scripted delay), and the kill comes while it is awaited or within
-        JITTER of its answer, while it is stored: a page of a fast sync is stored in less time than this test
+        PAGE_JITTER of its answer, while it is stored: a page of a fast sync is stored in less time than this test
         takes to notice that it was asked for.
         """
         pages_ahead, bodies_ahead = ahead
         sync_before, bodies_before = self.requests_of_alice()
         pages_only = rng.random() < PAGE_KILLS
         target = rng.randint(1, pages_ahead if pages_only else pages_ahead + bodies_ahead)
-        slow = rng.uniform(0.05, 0.4) if pages_only else 0.0
+        slow = rng.uniform(0.1, 0.4) if pages_only else 0.0
         if pages_only:
             self.script_fault({"kind": "delay", "operation": "SyncFolderItems", "mailbox": ALICE,
                                "after": target - 1, "seconds": slow})
         process = self.start_sync()
         started = time.monotonic()
+        aim = f"page {target}, answered {slow:.2f} s late" if pages_only else f"request {target}"
         if rng.random() < START_UP_KILLS:
+            aim = "start-up"
             time.sleep(rng.uniform(0.2, 1.5))
         else:
-            if rng.random() < 0.25:
-                # The mailbox changes while the run is under way, between a page and its bodies for instance.
-                if not self.wait_for_requests(process, sync_before + bodies_before, rng.randint(1, target)):
+            before = sync_before if pages_only else sync_before + bodies_before
+            if target > 1 and rng.random() < 0.25:
+                # The mailbox changes while the run is under way, after a request before the aimed-at one (between
+                # a page and its folder's bodies, for instance).
+                if not self.wait_for_requests(process, before, rng.randint(1, target - 1), pages_only=pages_only):
                     return None
                 print("    during the run:", self.change_mailbox(rng, rng.randint(0, 25)))
-            if not self.wait_for_requests(process, sync_before if pages_only else sync_before + bodies_before,
-                                          target, pages_only=pages_only):
+            if not self.wait_for_requests(process, before, target, pages_only=pages_only):
                 return None
-            time.sleep(rng.uniform(0, slow + JITTER))
+            time.sleep(rng.uniform(0, slow + (PAGE_JITTER if pages_only else JITTER)))
         if process.poll() is not None:
             self.script_fault(None)
             return None
@@ -254,7 +259,7 @@ class CrashRig:
         sync_after, bodies_after = self.requests_of_alice()
         return KilledRun(delay=time.monotonic() - started, sync_requests=sync_after - sync_before,
                          body_requests=bodies_after - bodies_before,
-                         pages_committed=self.output().count("changes so far"))
+                         pages_committed=self.output().count("changes so far"), aim=aim)
 
 
 def _requests_ahead(store: Store, positions: dict[str, int]) -> tuple[int, int]:
@@ -421,7 +426,8 @@ def test_it_loses_and_duplicates_nothing_when_the_sync_is_killed_at_random_point
             kills.append(killed)
         positions = _assert_state_not_ahead(rig.app, rig.snapshot(), f"after run {len(rig.outputs)} (seed {seed})")
         if killed is not None:
-            print(f"kill {len(kills):2} at {killed.delay:4.1f} s, {killed.phase}: {killed.sync_requests} "
+            print(f"kill {len(kills):2} at {killed.delay:4.1f} s aimed at {killed.aim}, {killed.phase}: "
+                  f"{killed.sync_requests} "
                   f"SyncFolderItems, {killed.body_requests} GetItem, {killed.pages_committed} pages committed; "
                   f"change log positions {positions}")
 
