@@ -20,7 +20,7 @@ from ..extensions import db
 from ..models import Email, User
 
 
-def apply_body(email: Email, body: MessageBody) -> None:
+def _apply_body(email: Email, body: MessageBody) -> None:
     """Keep a fetched body and its attachments' names and sizes."""
     email.body_html, email.body_text = body.html, body.text
     email.attachments = [list(pair) for pair in body.attachments]
@@ -36,7 +36,7 @@ def fetch_bodies(emails: Sequence[Email], port: MailboxPort) -> list[Email]:
         if body is None:
             gone.append(by_id[item_id])
         else:
-            apply_body(by_id[item_id], body)
+            _apply_body(by_id[item_id], body)
     return gone
 
 

@@ -69,7 +69,6 @@ class FolderResult:
     deleted: int = 0
     pages: int = 0
     full_pass: bool = False
-    bodies: int = 0  # bodies fetched after the pages (the folder's newest)
 
 
 @dataclass
@@ -229,7 +228,7 @@ def sync_folder(user: User, folder: str, port: MailboxPort, rules: MailRules, *,
                    finish_full_pass=lambda state: _finish_full_pass(user, folder, state, result))
     run.run(user, folder)
     result.pages, result.full_pass = run.pages, run.full_pass
-    result.bodies = prefetch_newest(user, folder, port)
+    prefetch_newest(user, folder, port)
     return result
 
 
