@@ -393,12 +393,16 @@ def test_it_fetches_the_newest_bodies_with_the_sync_and_any_other_when_it_is_ope
     assert sandbox.stats.operations["GetItem"] - before == 1  # a fetched body opens without asking Exchange
 
     email_id = stored_id(app, "Note 150")
+    row = client.get("/crm/Contacts/C-1/emails", query_string={"q": "Note 150"}).get_data(as_text=True)
+    assert '<span class="hint attach">attachments</span>' in row  # known from the summary, names not yet
     page = client.get(f"/emails/{email_id}").get_data(as_text=True)
     assert sandbox.stats.operations["GetItem"] - before == 2  # its body, when opened
     assert "offer.pdf" in page and "47 KB" in page and 'id="body-problem"' not in page
     assert "Text of note 150" in client.get(f"/emails/{email_id}/body").get_data(as_text=True)
     client.get(f"/emails/{email_id}")
     assert sandbox.stats.operations["GetItem"] - before == 2  # and kept
+    row = client.get("/crm/Contacts/C-1/emails", query_string={"q": "Note 150"}).get_data(as_text=True)
+    assert '<span class="hint attach">1 attachment</span>' in row
     sync(app, ALICE)  # nothing changed: the bodies kept stay, none is fetched again
     assert sandbox.stats.operations["GetItem"] - before == 2 and _body_fetched(app, "Note 150")
 
