@@ -21,7 +21,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .cli import register_commands
     from .config import Settings
     from .extensions import csrf, db, limiter, login_manager, migrate
-    from .secrets import make_cipher
+    from .secret_box import make_cipher
     from .security import init_security
     from .views import register_blueprints
 

@@ -1,7 +1,7 @@
 """The `flask --app widget ...` commands.
 
 create_app() registers these on every start, so this module imports only click and Flask at the top; each
-command imports what it needs (the sandbox, exchangelib, ...) when it runs.
+command imports what it needs (the sandbox, the mailbox adapters, ...) when it runs.
 """
 
 from __future__ import annotations

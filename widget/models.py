@@ -67,7 +67,7 @@ class User(UserMixin, db.Model):
     # Administrators sign in with a local password (hashed); users with their Exchange password.
     admin_password_hash: Mapped[str | None] = mapped_column(String(255))
     exchange_username: Mapped[str | None] = mapped_column(String(320))
-    exchange_password: Mapped[str | None] = mapped_column(Text)  # encrypted with widget.secrets
+    exchange_password: Mapped[str | None] = mapped_column(Text)  # encrypted with widget.secret_box
     status: Mapped[str] = mapped_column(String(20), default=UserStatus.NEW)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped on sign-out and password change: sessions carrying an older number end.
@@ -316,7 +316,7 @@ class Task(db.Model):
     change_key: Mapped[str | None] = mapped_column(String(200))
     subject: Mapped[str] = mapped_column(Text, default="")
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(30), default="NotStarted")  # Exchange's task status words
+    status: Mapped[str] = mapped_column(String(30), default="not_started")  # a TaskStatus
     is_complete: Mapped[bool] = mapped_column(Boolean, default=False)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

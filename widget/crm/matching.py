@@ -39,7 +39,7 @@ from ..models import (
 )
 
 if TYPE_CHECKING:
-    from ..exchange.mailbox import MessageSummary
+    from ..exchange.values import MessageSummary
 
 SENT_PLACEHOLDER_PREFIX = "widget-sent:"
 SENT_FOLDER = "sentitems"

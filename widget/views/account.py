@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user
 
 from .. import settings
 from ..extensions import db, limiter
 from ..models import UserStatus
-from ..secrets import encrypt
+from ..secret_box import encrypt
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -34,15 +34,16 @@ def password() -> ResponseReturnValue:
     """Update Password: the new password is checked against Exchange before it replaces the stored one."""
     if request.method == "GET":
         return _form()
-    from ..exchange.connection import ExchangeProblem, ServerConfig, verify_user
+    from ..exchange.factory import check_credentials
+    from ..exchange.problems import ExchangeProblem
 
     new_password = request.form.get("password", "")
     if not new_password:
         return _form("Enter your new Exchange password.", 422)
     current = settings.load()
     try:
-        server = ServerConfig.from_settings(current, current_app.instance_path)
-        verify_user(server, current_user.email, current_user.exchange_username or current_user.email, new_password)
+        check_credentials(current, current_user.email, current_user.exchange_username or current_user.email,
+                          new_password)
     except ExchangeProblem as problem:
         # The stored password stays as it was. A refusal of this password or account is the user's to fix (4xx);
         # only an Exchange that cannot answer is a 503.

@@ -205,7 +205,7 @@ def server() -> ResponseReturnValue:
 
 def _service_login(current: WidgetSettings) -> str | None:
     """The service account's Exchange login, when impersonation is on and the account is complete."""
-    from ..exchange.connection import exchange_login
+    from ..exchange.factory import exchange_login
 
     if current.impersonation and current.service_username and current.is_set("service_password"):
         return exchange_login(current.service_username, current.service_domain)
@@ -247,7 +247,7 @@ def _credential_errors() -> dict[str, str]:
 @limiter.limit("20 per minute")
 def server_test() -> ResponseReturnValue:
     """Test connection with the form's current values (not saved): names the first check that fails."""
-    from ..exchange.diagnostics import TIMEOUT, diagnose
+    from ..exchange.factory import diagnose_server, diagnosis_timeout
 
     current = settings.load()
     values, errors = _submitted(SERVER_KEYS, current)
@@ -264,9 +264,9 @@ def server_test() -> ResponseReturnValue:
             username, password, tested_as = _service_login(current), current.service_password, "service account"
         elif username:
             tested_as = "typed"
-        timeout = float(current_app.config.get("WIDGET_TEST_CONNECTION_TIMEOUT", TIMEOUT))
+        timeout = float(current_app.config.get("WIDGET_TEST_CONNECTION_TIMEOUT", diagnosis_timeout()))
         with _bundle_file(_effective("ews_ca_bundle", values, current) if verify else "") as bundle:
-            diagnosis = diagnose(url, auth, verify, bundle, username or None, password or None,
+            diagnosis = diagnose_server(url, auth, verify, bundle, username or None, password or None,
                                  version=_effective("ews_version", values, current), timeout=timeout)
     status = 422 if errors else 200
     if request.headers.get("HX-Request"):
@@ -307,8 +307,8 @@ def impersonation() -> ResponseReturnValue:
 @limiter.limit("20 per minute")
 def impersonation_test() -> ResponseReturnValue:
     """Act for a chosen mailbox as the service account of the form (a blank password: the stored one)."""
-    from ..exchange.connection import ExchangeProblem, ServerConfig, exchange_login
-    from ..exchange.diagnostics import impersonation_test as act_for
+    from ..exchange.factory import act_for_mailbox, exchange_login
+    from ..exchange.problems import ExchangeProblem
 
     current = settings.load()
     values, errors = _submitted(IMPERSONATION_KEYS, current)
@@ -324,9 +324,8 @@ def impersonation_test() -> ResponseReturnValue:
     outcome = None
     if not errors:
         try:
-            server = ServerConfig.from_settings(current, current_app.instance_path)
             login = exchange_login(username, _effective("service_domain", values, current))
-            count = act_for(server, login, password, mailbox)
+            count = act_for_mailbox(current, login, password, mailbox)
             noun = "item" if count == 1 else "items"
             outcome = {"ok": True, "message": f"The service account can act for {mailbox}: its Inbox holds "
                                               f"{count} {noun}."}

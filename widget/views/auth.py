@@ -9,14 +9,14 @@ import sys
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .. import launch, settings
 from ..extensions import db, limiter
 from ..models import Setting, User, UserStatus
-from ..secrets import encrypt
+from ..secret_box import encrypt
 
 bp = Blueprint("auth", __name__)
 
@@ -63,7 +63,8 @@ def signin() -> Response | tuple[str, int]:
     """Authorize: the email, password and domain are checked live against Exchange before anything is stored."""
     if request.method == "GET":
         return _render_signin(email=request.args.get("email", ""))
-    from ..exchange.connection import ExchangeProblem, ServerConfig, exchange_login, verify_user
+    from ..exchange.factory import check_credentials, exchange_login
+    from ..exchange.problems import ExchangeProblem
 
     email = request.form.get("email", "").strip().lower()
     password = request.form.get("password", "")
@@ -83,9 +84,8 @@ def signin() -> Response | tuple[str, int]:
         return redirect(safe_next(request.form.get("next")))
     current = settings.load()
     try:
-        server = ServerConfig.from_settings(current, current_app.instance_path)
         login = exchange_login(email, domain)
-        verify_user(server, email, login, password)
+        check_credentials(current, email, login, password)
     except ExchangeProblem as problem:
         status = {"credentials": 401, "locked": 403, "access": 403}.get(problem.kind, 503)
         return _render_signin(problem.message, status, email=email, domain=domain)

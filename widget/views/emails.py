@@ -131,9 +131,9 @@ def _fetch_body_if_needed(email: Any, current: settings.WidgetSettings) -> str |
     what stopped it, in words, or None."""
     if email.body_fetched:
         return None
-    from ..exchange.connection import ExchangeProblem
+    from ..exchange.factory import mailbox_for
+    from ..exchange.problems import ExchangeProblem
     from ..sync.bodies import fetch_on_open
-    from ..sync.runner import mailbox_for
 
     owner = db.session.get(User, email.user_id)
     whose = "your" if owner.id == current_user.id else f"{owner.email}’s"
@@ -281,8 +281,8 @@ def _send_through_exchange(current: settings.WidgetSettings, subject: str, text:
 
     Returns (the Message-ID used or None, a problem in words or None, whether Exchange refused the recipients).
     """
-    from ..exchange.connection import ExchangeProblem
-    from ..sync.runner import mailbox_for
+    from ..exchange.factory import mailbox_for
+    from ..exchange.problems import ExchangeProblem
 
     user = current_user._get_current_object()
     try:

@@ -6,7 +6,7 @@
   JavaScript the same POST also adds typed attendees, removes a chip, applies a suggested time or shows the
   availability, re-rendering the form.
 - GET /meetings/availability: the availability grid (a fragment) of the user and the attendees over the chosen
-  day, from ONE GetUserAvailability request, with the next times that suit everyone known.
+  day, from ONE free/busy request, with the next times that suit everyone known.
 - GET /meetings/people?q=: the attendee picker's options: CRM Leads and Contacts, people of the Exchange
   organisation (ResolveNames), or the typed address itself.
 - GET /crm/<module>/<record_id>/meetings: the Meetings related list of a CRM record.
@@ -28,7 +28,7 @@ from ..exchange.problems import ExchangeProblem
 from ..extensions import db, limiter
 from ..models import CrmAddress, CrmRecord
 from . import meeting_form
-from .availability_grid import STATUSES, build_grid, day_window, meeting_minutes
+from .availability_grid import LEGEND, STATUSES, build_grid, day_window, meeting_minutes
 from .emails import _module_or_404
 from .mailbox_access import mailbox_problem, note_refused_password, status_for
 from .paging import page_number
@@ -62,7 +62,7 @@ def _render_form(form: meeting_form.ScheduleForm, *, errors: dict[str, str] | No
     zone = _zone()
     return render_template(template, form=form, errors=errors or {}, problem=problem, title=TITLES[form.kind],
                            reminders=meeting_form.REMINDERS, zone_name=zone.key, availability=availability,
-                           chip_value=meeting_form.chip_value, statuses=STATUSES), status
+                           chip_value=meeting_form.chip_value, statuses=STATUSES, legend=LEGEND), status
 
 
 @bp.route("/meetings/new", methods=["GET"])
@@ -139,8 +139,7 @@ def _availability_context(form: meeting_form.ScheduleForm) -> dict[str, Any]:
     problem = mailbox_problem(user, current)
     if problem:
         return {"problem": problem, "status": 409}
-    from ..exchange.scheduling import free_busy
-    from ..sync.runner import mailbox_for
+    from ..exchange.factory import mailbox_for
 
     own = user.email.lower()
     people = [(own, "You")] + [(a, n) for a, n in form.attendees if a != own]
@@ -148,7 +147,7 @@ def _availability_context(form: meeting_form.ScheduleForm) -> dict[str, Any]:
     day = start.astimezone(zone).date()
     window = day_window(day, zone)
     try:
-        answer = free_busy(mailbox_for(user, current).account, [a for a, _ in people[1:]], *window)
+        answer = mailbox_for(user, current).free_busy([a for a, _ in people[1:]], *window)
     except ExchangeProblem as refused:
         note_refused_password(user, refused)
         return {"problem": refused.message, "status": status_for(refused)}
@@ -160,14 +159,15 @@ def _availability_context(form: meeting_form.ScheduleForm) -> dict[str, Any]:
 @login_required
 @limiter.limit("120 per minute")
 def availability() -> ResponseReturnValue:
-    """See availability: the grid of the user and the attendees over the chosen day, from one GetUserAvailability
+    """See availability: the grid of the user and the attendees over the chosen day, from one free/busy
     request, with the chosen time marked and the next times that suit everyone known."""
     kind = meeting_form.kind_of(request.args.get("kind"))
     form, errors = meeting_form.read_form(request.args, kind)
     context = _availability_context(form)
     if errors and "grid" in context:
         context["ignored"] = errors["attendees"]
-    return render_template("meetings/_availability.html", availability=context, statuses=STATUSES), context["status"]
+    return render_template("meetings/_availability.html", availability=context, statuses=STATUSES,
+                           legend=LEGEND), context["status"]
 
 
 # -- the attendee picker -------------------------------------------------------------------------------------------
@@ -200,11 +200,10 @@ def people() -> ResponseReturnValue:
         user = _user()
         current = settings.load()
         if mailbox_problem(user, current) is None:
-            from ..exchange.scheduling import resolve_people
-            from ..sync.runner import mailbox_for
+            from ..exchange.factory import mailbox_for
 
             try:
-                found = resolve_people(mailbox_for(user, current).account, query)
+                found = mailbox_for(user, current).resolve_people(query)
                 options += [{"address": a, "name": n, "source": "Colleague"} for a, n in found]
             except ExchangeProblem as refused:
                 note_refused_password(user, refused)

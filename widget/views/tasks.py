@@ -15,6 +15,7 @@ from flask_login import current_user, login_required
 
 from .. import local_time, settings
 from ..exchange.problems import ExchangeProblem
+from ..exchange.values import IMPORTANCES
 from ..extensions import db, limiter
 from ..models import Task
 from .dashboard import TASKS_CHANGED, _tasks_context
@@ -22,8 +23,6 @@ from .mailbox_access import mailbox_problem, note_refused_password, status_for
 from .meeting_form import MAX_NOTES, MAX_SUBJECT, YEARS, parse_wall, plain_text
 
 bp = Blueprint("tasks", __name__)
-
-IMPORTANCES = ("Low", "Normal", "High")
 
 
 def _user() -> Any:
