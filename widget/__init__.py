@@ -14,6 +14,13 @@ from werkzeug.routing import IntegerConverter
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def _asset_folder(name: str) -> str:
+    """Where the templates or static files are: inside the package once installed from a wheel (widget/templates),
+    beside it in a checkout (the top-level templates/ folder)."""
+    packaged = Path(__file__).parent / name
+    return str(packaged if packaged.is_dir() else Path(__file__).parent.parent / name)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the application. Loading it starts nothing: no server, no scheduler, no network."""
     from htmx_flask import Htmx
@@ -25,7 +32,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .security import init_security
     from .views import register_blueprints
 
-    app = Flask(__name__, instance_relative_config=True, template_folder="../templates", static_folder="../static")
+    app = Flask(__name__, instance_relative_config=True, template_folder=_asset_folder("templates"),
+                static_folder=_asset_folder("static"))
     # An id in a URL beyond what the database's integer columns hold is a 404, like any id that does not exist.
     app.url_map.converters["int"] = DatabaseIdConverter
     test_config = test_config or {}
@@ -86,7 +94,7 @@ def _migrate_before_serving(app: Flask) -> None:
             return
         with lock:
             if not state["done"]:
-                from flask_migrate import upgrade
+                from .migrating import upgrade_database
 
-                upgrade(directory=str(MIGRATIONS))
+                upgrade_database(app)
                 state["done"] = True

@@ -50,11 +50,11 @@ def create_admin_command(email: str) -> None:
 
     An existing user with this address becomes an administrator; an existing administrator gets the new password.
     """
-    from flask_migrate import upgrade
+    from flask import current_app
     from werkzeug.security import generate_password_hash
 
-    from . import MIGRATIONS
     from .extensions import db
+    from .migrating import upgrade_database
     from .models import User
 
     email = email.strip().lower()
@@ -63,7 +63,7 @@ def create_admin_command(email: str) -> None:
     password = _read_new_password()
     if len(password) < 12:
         raise click.ClickException("choose a password of at least 12 characters")
-    upgrade(directory=str(MIGRATIONS))
+    upgrade_database(current_app)
     user = db.session.scalar(db.select(User).where(User.email == email))
     created = user is None
     if created:
