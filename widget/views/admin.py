@@ -50,14 +50,6 @@ CHOICE_LABELS = {
     "latest_wins": "The latest change wins",
 }
 
-SECTIONS = (
-    ("admin.server", "Exchange server"),
-    ("admin.impersonation", "Impersonation"),
-    ("admin.sync", "Sync settings"),
-    ("admin.users", "Users"),
-    ("history.index", "Sync history"),
-    ("admin.embedding", "Embedding"),
-)
 
 
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -82,7 +74,7 @@ def forbidden(error: Exception) -> ResponseReturnValue:
 
 @bp.context_processor
 def _admin_context() -> dict[str, Any]:
-    return {"sections": SECTIONS, "choice_labels": CHOICE_LABELS}
+    return {"choice_labels": CHOICE_LABELS}
 
 
 # -- Forms of settings --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from ..crm.csv_import import MAX_UPLOAD_BYTES, CsvProblem, ParsedCsv, Plan, Uplo
 from ..crm.directory import MODULES, RELATIONS, addresses_of, counts_by_module
 from ..extensions import db
 from ..models import ApiToken, CrmAddress, CrmRecord
-from .admin import CHOICE_LABELS, SECTIONS, admin_required, forbidden
+from .admin import CHOICE_LABELS, admin_required, forbidden
 
 bp = Blueprint("crm_admin", __name__, url_prefix="/admin/crm")
 bp.register_error_handler(403, forbidden)
@@ -32,15 +32,9 @@ PROBLEMS_SHOWN = 200
 MAX_MB = MAX_UPLOAD_BYTES // (1024 * 1024)
 
 
-def _sections() -> tuple[tuple[str, str], ...]:
-    if any(endpoint.startswith("crm_admin.") for endpoint, _ in SECTIONS):
-        return SECTIONS
-    return (*SECTIONS, ("crm_admin.records", "CRM directory"))
-
-
 @bp.context_processor
 def _crm_context() -> dict[str, Any]:
-    return {"sections": _sections(), "choice_labels": CHOICE_LABELS, "modules": MODULES, "max_mb": MAX_MB}
+    return {"choice_labels": CHOICE_LABELS, "modules": MODULES, "max_mb": MAX_MB}
 
 
 @bp.url_value_preprocessor

@@ -25,7 +25,6 @@ from .. import local_time, settings
 from ..extensions import db
 from ..models import SyncRun, User
 from ..sync.labels import folder_label
-from .admin import SECTIONS
 from .paging import page_number
 
 bp = Blueprint("history", __name__)
@@ -153,7 +152,7 @@ def index() -> ResponseReturnValue:
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == LIST_ID:
         body = render_template("history/_runs.html", **context)
     elif context["is_admin"]:
-        body = render_template("history/admin.html", sections=SECTIONS, **context)
+        body = render_template("history/admin.html", **context)
     else:
         body = render_template("history/index.html", **context)
     response = make_response(body)
