@@ -10,6 +10,7 @@ from flask_login import current_user, login_required, login_user
 
 from .. import settings
 from ..extensions import db, limiter
+from ..htmx import page_popup_or_form
 from ..models import UserStatus
 from ..secret_box import encrypt
 
@@ -17,12 +18,7 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 
 
 def _form(error: str | None = None, status: int = 200, done: bool = False) -> ResponseReturnValue:
-    if not request.headers.get("HX-Request"):
-        template = "account/password.html"
-    elif request.method == "GET":
-        template = "account/password_modal.html"
-    else:
-        template = "account/_password_form.html"  # the form swaps itself inside the open popup
+    template = page_popup_or_form("account/password.html", "account/password_modal.html", "account/_password_form.html")
     return render_template(template, error=error, done=done,
                            impersonated=settings.load().impersonation and not current_user.has_password), status
 

@@ -26,6 +26,7 @@ from sqlalchemy import func, or_
 
 from .. import settings
 from ..extensions import db, limiter
+from ..htmx import is_htmx
 from ..models import User
 from ..settings import EWS_VERSIONS, FIELDS, FIELDS_BY_KEY, SYNC_TYPE_LABELS, SettingsError, WidgetSettings
 from .dashboard import user_status
@@ -261,7 +262,7 @@ def server_test() -> ResponseReturnValue:
             diagnosis = diagnose_server(url, auth, verify, bundle, username or None, password or None,
                                  version=_effective("ews_version", values, current), timeout=timeout)
     status = 422 if errors else 200
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return render_template("admin/_test_result.html", diagnosis=diagnosis, test_errors=errors,
                                tested_as=tested_as), status
     return _page("admin/server.html", SERVER_KEYS, status, submitted=True, errors=errors, diagnosis=diagnosis,
@@ -324,7 +325,7 @@ def impersonation_test() -> ResponseReturnValue:
         except ExchangeProblem as problem:
             outcome = {"ok": False, "message": problem.message}
     status = 422 if errors else 200
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return render_template("admin/_impersonation_result.html", outcome=outcome, test_errors=errors,
                                mailbox=mailbox), status
     return _page("admin/impersonation.html", IMPERSONATION_KEYS, status, submitted=True, errors=errors,

@@ -22,6 +22,7 @@ from markupsafe import Markup, escape
 
 from .. import local_time, settings
 from ..extensions import db, limiter
+from ..htmx import CALENDAR_CHANGED, TASKS_CHANGED, is_htmx
 from ..models import CalendarItem, SyncRun, Task
 from ..settings import SYNC_TYPE_LABELS
 
@@ -29,7 +30,6 @@ bp = Blueprint("dashboard", __name__)
 
 UPCOMING_DAYS = 7  # today and the next seven days
 LIST_LIMIT = 200  # rows per list: a dashboard, not an archive
-CALENDAR_CHANGED, TASKS_CHANGED = "calendar-changed", "tasks-changed"
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ def time_zone() -> ResponseReturnValue:
         return render_template("dashboard/_time_zone.html", **context), 422
     current_user.time_zone = local_time.stored_choice(chosen)
     db.session.commit()
-    if not request.headers.get("HX-Request"):
+    if not is_htmx():
         return redirect(url_for("dashboard.index"), 303)
     # The lists redraw their times in the new zone.
     return (render_template("dashboard/_time_zone.html", **_zone_form_context(chosen, saved=True)), 200,

@@ -25,6 +25,7 @@ from flask_login import current_user, login_required
 from .. import local_time, settings
 from ..crm import matching
 from ..extensions import db, limiter
+from ..htmx import is_htmx, page_popup_or_form, targets
 from ..mail_html import BODY_CSP, body_document
 from ..models import CRM_MODULES, User, UserStatus
 from .paging import page_number
@@ -90,7 +91,7 @@ def related_list(module: str, record_id: str) -> ResponseReturnValue:
     """The Emails related list of a CRM record (Contacts, Leads, Accounts or Deals, by the CRM's own id)."""
     _module_or_404(module)
     context = _list_context(module, record_id, settings.load())
-    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "email-list":
+    if targets("email-list"):
         return render_template("emails/_list.html", **context)
     return render_template("emails/list.html", **context)
 
@@ -203,12 +204,7 @@ def _parse_addresses(raw: str, label: str, errors: dict[str, str], key: str) -> 
 
 def _compose(module: str, record_id: str, values: dict[str, str], errors: dict[str, str] | None = None,
              problem: str | None = None, status: int = 200) -> ResponseReturnValue:
-    if not request.headers.get("HX-Request"):
-        template = "emails/compose.html"
-    elif request.method == "GET":
-        template = "emails/compose_modal.html"
-    else:
-        template = "emails/_compose_form.html"  # the form swaps itself inside the open popup
+    template = page_popup_or_form("emails/compose.html", "emails/compose_modal.html", "emails/_compose_form.html")
     current = settings.load()
     return render_template(template, module=module, record_id=record_id, values=values, errors=errors or {},
                            problem=problem, off_reason=current.email_sync_off_reason,
@@ -269,7 +265,7 @@ def send(module: str, record_id: str) -> ResponseReturnValue:
         return _compose(module, record_id, values, problem=problem, status=503)
     email = matching.record_sent_email(current_user, subject=subject, body_text=text, to=to, cc=cc,
                                        message_id=message_id)
-    if not request.headers.get("HX-Request"):
+    if not is_htmx():
         return redirect(url_for("emails.related_list", module=module, record_id=record_id, sent=email.id), 303)
     context = _list_context(module, record_id, current)
     return render_template("emails/_sent.html", email=email, **context)

@@ -23,6 +23,7 @@ from sqlalchemy import func, or_
 
 from .. import local_time, settings
 from ..extensions import db
+from ..htmx import targets
 from ..models import SyncRun, User
 from ..sync.labels import folder_label
 from .paging import page_number
@@ -149,7 +150,7 @@ def _history_context() -> dict[str, Any]:
 def index() -> ResponseReturnValue:
     """The sync history: the user's own runs, or everyone's for an administrator (filtered by user on request)."""
     context = _history_context()
-    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == LIST_ID:
+    if targets(LIST_ID):
         body = render_template("history/_runs.html", **context)
     elif context["is_admin"]:
         body = render_template("history/admin.html", **context)

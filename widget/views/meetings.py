@@ -26,6 +26,7 @@ from .. import local_time, settings
 from ..crm import matching
 from ..exchange.problems import ExchangeProblem
 from ..extensions import db, limiter
+from ..htmx import CALENDAR_CHANGED, is_htmx, page_popup_or_form, targets
 from ..models import CrmAddress, CrmRecord
 from . import meeting_form
 from .availability_grid import LEGEND, STATUSES, build_grid, day_window, meeting_minutes
@@ -39,7 +40,6 @@ PER_PAGE = 25
 CRM_PEOPLE = 8  # CRM records offered per lookup
 MIN_LOOKUP = 2  # characters typed before the organisation's directory is asked
 TITLES = {"meeting": "Schedule Meeting", "appointment": "Schedule Appointment"}
-CALENDAR_CHANGED = "calendar-changed"  # the event that makes the dashboard's lists refresh themselves
 
 
 def _zone() -> Any:
@@ -53,12 +53,7 @@ def _user() -> Any:
 # -- the form ------------------------------------------------------------------------------------------------------
 def _render_form(form: meeting_form.ScheduleForm, *, errors: dict[str, str] | None = None, problem: str | None = None,
                  availability: dict[str, Any] | None = None, status: int = 200) -> ResponseReturnValue:
-    if not request.headers.get("HX-Request"):
-        template = "meetings/new.html"
-    elif request.method == "GET":
-        template = "meetings/new_modal.html"
-    else:
-        template = "meetings/_form.html"  # the form swaps itself inside the open popup
+    template = page_popup_or_form("meetings/new.html", "meetings/new_modal.html", "meetings/_form.html")
     zone = _zone()
     return render_template(template, form=form, errors=errors or {}, problem=problem, title=TITLES[form.kind],
                            reminders=meeting_form.REMINDERS, zone_name=zone.key, availability=availability,
@@ -117,7 +112,7 @@ def schedule() -> ResponseReturnValue:
             return _render_form(form, errors={"attendees": "Exchange did not accept these attendees. Check the "
                                                              "addresses."}, status=422)
         return _render_form(form, problem=refused.message, status=status_for(refused))
-    if not request.headers.get("HX-Request"):
+    if not is_htmx():
         return redirect(url_for("dashboard.index", scheduled=item.id), 303)
     response = render_template("meetings/_scheduled.html", item=item, title=TITLES[checked.kind],
                                when=local_time.shown(item.start_at, zone), invited=len(checked.attendees))
@@ -240,6 +235,6 @@ def related_list(module: str, record_id: str) -> ResponseReturnValue:
                "day_of": lambda item: item.start_at.astimezone(local_time.zone_or_none(item.time_zone) or zone)
                .strftime("%a %d %b %Y"),
                "schedule_address": matching.primary_address(record) if record else ""}
-    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "meeting-list":
+    if targets("meeting-list"):
         return render_template("meetings/_list.html", **context)
     return render_template("meetings/list.html", **context)
