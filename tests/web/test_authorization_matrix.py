@@ -92,8 +92,9 @@ MATRIX: dict[str, Access] = {
     "crm_admin.revoke_token": Access(ADMIN, {"POST": 302}),
     "api.crm_records": Access(API, {"POST": 400}),  # an empty body: 400 that says what is wrong
 }
-# A sync replaces the user's stored mail with their mailbox's, and signing out ends the session: both come last.
-LAST = ("dashboard.sync_now", "auth.signout")
+# A sync replaces the user's stored mail with their mailbox's, and signing out (or opening a launch link, accepted or
+# not) ends the session: these come last.
+LAST = ("dashboard.sync_now", "auth.signout", "auth.launch_view")
 
 
 

@@ -32,7 +32,8 @@ from .dashboard import user_status
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-SERVER_KEYS = ("ews_url", "ews_auth", "ews_verify_tls", "ews_ca_bundle", "ews_version")
+SERVER_KEYS = ("ews_url", "ews_auth", "ews_verify_tls", "ews_ca_bundle", "ews_version", "lockout_threshold",
+               "lockout_window_minutes")
 IMPERSONATION_KEYS = ("impersonation", "service_username", "service_domain", "service_password")
 _KEYS = [field.key for field in FIELDS]
 SYNC_KEYS = tuple(_KEYS[_KEYS.index("sync_emails"):_KEYS.index("default_time_zone") + 1])
