@@ -16,7 +16,7 @@ import ssl
 import tempfile
 from collections.abc import Callable, Iterator
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import available_timezones
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -24,11 +24,15 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from sqlalchemy import func, or_
 
-from .. import settings
+from .. import credential_budget, settings
+from ..credential_budget import CredentialsHeld, Policy
 from ..extensions import db, limiter
 from ..models import User
 from ..settings import EWS_VERSIONS, FIELDS, FIELDS_BY_KEY, SYNC_TYPE_LABELS, SettingsError, WidgetSettings
 from .dashboard import user_status
+
+if TYPE_CHECKING:
+    from ..exchange.diagnostics import Diagnosis
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -243,33 +247,64 @@ def _credential_errors() -> dict[str, str]:
     return {}
 
 
+def _stored_server_unchanged(values: dict[str, Any], current: WidgetSettings) -> bool:
+    """Whether the form tests the saved server itself: the only one the stored service password may be sent to."""
+    return all(_effective(key, values, current) == getattr(current, key)
+               for key in ("ews_url", "ews_verify_tls", "ews_ca_bundle"))
+
+
+def _budgeted_diagnosis(username: str | None, password: str | None, policy: Policy, **probe: Any) -> Diagnosis:
+    """diagnose(), with a sign-in counted against the tested identity's budget (CredentialsHeld when spent)."""
+    from ..exchange.diagnostics import SIGN_IN, diagnose
+
+    if not (username and password):
+        return diagnose(username=None, password=None, **probe)
+    with credential_budget.attempt(username, policy) as tried:
+        diagnosis = diagnose(username=username, password=password, **probe)
+        tried.not_sent = diagnosis.stage != SIGN_IN or diagnosis.problem in credential_budget.NOT_SENT
+        tried.failed = not diagnosis.signed_in and not tried.not_sent
+    return diagnosis
+
+
 @bp.route("/server/test", methods=["POST"])
 @admin_required
 @limiter.limit("20 per minute")
 def server_test() -> ResponseReturnValue:
-    """Test connection with the form's current values (not saved): names the first check that fails."""
-    from ..exchange.diagnostics import TIMEOUT, diagnose
+    """Test connection with the form's current values (not saved): names the first check that fails.
+
+    The stored service password is used only to sign in to the saved server: with another URL (or other TLS
+    settings) the test asks for the password, so that an administrator cannot have it sent to a server of theirs.
+    """
+    from ..exchange.diagnostics import TIMEOUT
 
     current = settings.load()
     values, errors = _submitted(SERVER_KEYS, current)
     if not errors:
         errors = _check_server(values, current)
     errors.update(_credential_errors())
-    diagnosis, tested_as = None, None
-    if not errors:
-        url, auth = _effective("ews_url", values, current), _effective("ews_auth", values, current)
-        verify = _effective("ews_verify_tls", values, current)
-        username = request.form.get("test_username", "").strip()
-        password = request.form.get("test_password", "")
-        if not username and _service_login(current):
+    username = request.form.get("test_username", "").strip()
+    password = request.form.get("test_password", "")
+    tested_as = "typed" if username else None
+    if not username and _service_login(current):
+        if _stored_server_unchanged(values, current):
             username, password, tested_as = _service_login(current), current.service_password, "service account"
-        elif username:
-            tested_as = "typed"
+        else:
+            errors.setdefault("test_password", "The server differs from the saved one, and the widget sends the stored "
+                                               "service password only to the saved server: enter the user name and "
+                                               "password to test signing in here.")
+    diagnosis, status = None, 422 if errors else 200
+    if not errors:
+        verify = _effective("ews_verify_tls", values, current)
         timeout = float(current_app.config.get("WIDGET_TEST_CONNECTION_TIMEOUT", TIMEOUT))
         with _bundle_file(_effective("ews_ca_bundle", values, current) if verify else "") as bundle:
-            diagnosis = diagnose(url, auth, verify, bundle, username or None, password or None,
-                                 version=_effective("ews_version", values, current), timeout=timeout)
-    status = 422 if errors else 200
+            try:
+                diagnosis = _budgeted_diagnosis(
+                    username or None, password or None, Policy.from_settings(current),
+                    url=_effective("ews_url", values, current), auth=_effective("ews_auth", values, current),
+                    verify_tls=verify, ca_bundle_file=bundle, version=_effective("ews_version", values, current),
+                    timeout=timeout)
+            except CredentialsHeld as held:
+                errors["test_username"], status = held.message, 429
     if request.headers.get("HX-Request"):
         return render_template("admin/_test_result.html", diagnosis=diagnosis, test_errors=errors,
                                tested_as=tested_as), status
@@ -327,12 +362,15 @@ def impersonation_test() -> ResponseReturnValue:
         try:
             server = ServerConfig.from_settings(current, current_app.instance_path)
             login = exchange_login(username, _effective("service_domain", values, current))
-            count = act_for(server, login, password, mailbox)
+            with credential_budget.attempt(login, Policy.from_settings(current)):
+                count = act_for(server, login, password, mailbox)
             noun = "item" if count == 1 else "items"
             outcome = {"ok": True, "message": f"The service account can act for {mailbox}: its Inbox holds "
                                               f"{count} {noun}."}
         except ExchangeProblem as problem:
             outcome = {"ok": False, "message": problem.message}
+        except CredentialsHeld as held:
+            outcome = {"ok": False, "message": held.message}
     status = 422 if errors else 200
     if request.headers.get("HX-Request"):
         return render_template("admin/_impersonation_result.html", outcome=outcome, test_errors=errors,

@@ -146,8 +146,9 @@ def _reach_new_mailbox(current: settings.WidgetSettings, email: str) -> None:
     if not (current.service_username and current.is_set("service_password")):
         raise ExchangeProblem("not_configured", "Impersonation has no service account yet. Ask your administrator.")
     server = ServerConfig.from_settings(current, current_app.instance_path)
-    impersonation_test(server, exchange_login(current.service_username, current.service_domain),
-                       current.service_password, email)
+    login = exchange_login(current.service_username, current.service_domain)
+    with credential_budget.attempt(login, Policy.from_settings(current)):
+        impersonation_test(server, login, current.service_password, email)
 
 
 @bp.route("/launch")
@@ -176,6 +177,8 @@ def launch_view() -> Response | tuple[str, int]:
 
             try:
                 _reach_new_mailbox(current, claims.email)
+            except CredentialsHeld as held:
+                return _cannot_open(held.message, 429)
             except ExchangeProblem as problem:
                 if problem.kind in ("access", "credentials", "not_configured"):
                     return _cannot_open(f"The widget cannot open a mailbox for {claims.email}: {problem.message}",
