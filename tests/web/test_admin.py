@@ -48,6 +48,8 @@ ADMIN_URLS = [
     ("GET", "/admin/embedding"),
     ("POST", "/admin/embedding"),
     ("POST", "/admin/embedding/secret"),
+    ("GET", "/admin/users/{user}/delete"),
+    ("POST", "/admin/users/{user}/delete"),  # last: it takes the user the URLs above act on away
 ]
 # Every POST route of the blueprint is listed (the test below checks the list against the app's routes).
 CHANGES = {"ews_url": "https://changed.example.com", "ews_auth": "Basic", "impersonation": "on",

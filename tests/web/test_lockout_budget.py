@@ -9,11 +9,14 @@ import threading
 from datetime import timedelta
 
 import pytest
+import requests
 from contoso import PASSWORDS
 from flask import Flask
+from flask_migrate import upgrade
+from server_processes import sandbox_server, widget_server
 from web_helpers import post, signed_in
 
-from widget import create_app, settings
+from widget import MIGRATIONS, create_app, settings
 from widget.extensions import db
 from widget.models import CredentialBudget
 
@@ -156,3 +159,47 @@ def test_it_shows_the_lockout_policy_on_the_server_page(lockout_3, admin_client)
                                                  "lockout_threshold": "1", "lockout_window_minutes": "30"})
     assert reply.status_code == 422 and "Lockout threshold of your directory must be at least 2" in \
         reply.get_data(as_text=True)
+
+
+def _signin_attempts(base: str, disguise: dict[str, str], password: str, address: str) -> int:
+    session = requests.Session()
+    session.trust_env = False
+    page = session.get(base + "/signin", timeout=30).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    reply = session.post(base + "/signin", data={**disguise, "password": password, "csrf_token": token},
+                         headers={"X-Forwarded-For": address}, allow_redirects=False, timeout=60)
+    return reply.status_code
+
+
+def test_it_holds_real_worker_processes_to_the_budget_of_a_sandbox_that_locks_at_3(tmp_path):
+    """`flask --app widget sandbox --lockout 3` and two `flask run` workers on one database, 16 parallel clients."""
+    with sandbox_server(tmp_path / "sandbox.log", "--port", "0", "--lockout", "3",
+                        "--user", f"{VICTIM}:{VICTIM_PASSWORD}") as exchange:
+        instance = tmp_path / "instance"
+        app = create_app({"INSTANCE_PATH": str(instance), "WIDGET_AUTO_MIGRATE": False})
+        with app.app_context():
+            upgrade(directory=str(MIGRATIONS))
+            with app.test_request_context():
+                settings.save({"ews_url": exchange.url, "lockout_threshold": 3})
+            db.engine.dispose()
+        with widget_server(instance, tmp_path / "one.log") as one, widget_server(instance, tmp_path / "two.log") as two:
+            statuses: list[int] = []
+            start = threading.Barrier(16)
+
+            def guess(number: int) -> None:
+                start.wait()
+                for attempt in range(2):
+                    disguise = DISGUISES[(number + attempt) % len(DISGUISES)]
+                    statuses.append(_signin_attempts((one, two)[number % 2], disguise, f"guess-{number}-{attempt}",
+                                                     f"10.1.0.{number}"))
+
+            threads = [threading.Thread(target=guess, args=(number,)) for number in range(16)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(120)
+        stats = exchange.stats()
+    assert len(statuses) == 32
+    assert stats["failed_logins"].get(VICTIM, 0) <= 2 and stats["locked"] == []
+    assert statuses.count(401) == stats["failed_logins"].get(VICTIM, 0)
+    assert set(statuses) <= {401, 429}

@@ -27,7 +27,7 @@ from sqlalchemy import func, or_
 from .. import credential_budget, settings
 from ..credential_budget import CredentialsHeld, Policy
 from ..extensions import db, limiter
-from ..models import User
+from ..models import CalendarItem, Email, Task, User
 from ..settings import EWS_VERSIONS, FIELDS, FIELDS_BY_KEY, SYNC_TYPE_LABELS, SettingsError, WidgetSettings
 from .dashboard import user_status
 
@@ -249,8 +249,10 @@ def _credential_errors() -> dict[str, str]:
 
 def _stored_server_unchanged(values: dict[str, Any], current: WidgetSettings) -> bool:
     """Whether the form tests the saved server itself: the only one the stored service password may be sent to."""
-    return all(_effective(key, values, current) == getattr(current, key)
-               for key in ("ews_url", "ews_verify_tls", "ews_ca_bundle"))
+    url = _effective("ews_url", values, current)
+    # Over https the certificate checks decide who receives it as much as the URL does.
+    keys = ("ews_verify_tls", "ews_ca_bundle") if url.lower().startswith("https:") else ()
+    return url == current.ews_url and all(_effective(key, values, current) == getattr(current, key) for key in keys)
 
 
 def _budgeted_diagnosis(username: str | None, password: str | None, policy: Policy, **probe: Any) -> Diagnosis:
@@ -420,17 +422,21 @@ def _target(user_id: int) -> User:
     return user
 
 
+def _users_refusal(message: str) -> ResponseReturnValue:
+    """The Users page with why an action on it was refused."""
+    current = settings.load()
+    people = [(u, user_status(u, current)) for u in db.session.scalars(
+        db.select(User).order_by(User.email).limit(USERS_SHOWN)).all()]
+    return render_template("admin/users.html", people=people, query="", more=False, error=message), 422
+
+
 @bp.route("/users/<int:user_id>/disable", methods=["POST"])
 @admin_required
 def disable_user(user_id: int) -> ResponseReturnValue:
     """Turn the widget off for a user: their sessions end at once and background sync stops."""
     user = _target(user_id)
     if user.id == current_user.id:
-        current = settings.load()
-        people = [(u, user_status(u, current)) for u in db.session.scalars(
-            db.select(User).order_by(User.email).limit(USERS_SHOWN)).all()]
-        return render_template("admin/users.html", people=people, query="", more=False,
-                               error="You cannot disable yourself: another administrator can."), 422
+        return _users_refusal("You cannot disable yourself: another administrator can.")
     if not user.disabled:
         user.disabled = True
         user.session_version += 1  # every session of this user ends on its next request
@@ -449,6 +455,25 @@ def enable_user(user_id: int) -> ResponseReturnValue:
         db.session.commit()
     flash(f"{user.email} is enabled.")
     return redirect(url_for("admin.users", q=request.form.get("q") or None))
+
+
+@bp.route("/users/<int:user_id>/delete", methods=["GET", "POST"])
+@admin_required
+def delete_user(user_id: int) -> ResponseReturnValue:
+    """Delete a user (after a page that asks): their sessions end, and their stored mail, calendar, tasks and sync
+    history go with them (the database cascades). Nothing changes in Exchange."""
+    user = _target(user_id)
+    if user.id == current_user.id:
+        return _users_refusal("You cannot delete yourself: another administrator can.")
+    if request.method == "GET":
+        counts = {model.__tablename__: db.session.scalar(db.select(func.count()).select_from(model).where(
+            model.user_id == user.id)) for model in (Email, CalendarItem, Task)}
+        return render_template("admin/delete_user.html", user=user, counts=counts), 200
+    email = user.email
+    db.session.delete(user)
+    db.session.commit()
+    flash(f"{email} is deleted, with the mail, calendar and tasks the widget kept for them.")
+    return redirect(url_for("admin.users"))
 
 
 # -- Embedding ----------------------------------------------------------------------------------------------------
