@@ -84,17 +84,26 @@ class DatabaseIdConverter(IntegerConverter):
 
 
 def _migrate_before_serving(app: Flask) -> None:
-    """Apply pending migrations before the first request is served (`flask db upgrade` does it ahead of time)."""
+    """Apply pending migrations before the first request is served (`flask db upgrade` does it ahead of time).
+
+    Done around the WSGI application, before Flask opens the request's session: the session cookie's kind (and
+    every other answer) depends on settings that only a migrated database holds, the first answer's included.
+    """
+    if not app.config["WIDGET_AUTO_MIGRATE"]:
+        return
     lock = threading.Lock()
-    state = {"done": not app.config["WIDGET_AUTO_MIGRATE"]}
+    state = {"done": False}
+    serve = app.wsgi_app
 
-    @app.before_request
-    def upgrade_once() -> None:
-        if state["done"]:
-            return
-        with lock:
-            if not state["done"]:
-                from .migrating import upgrade_database
+    def upgrade_once_then_serve(environ: dict[str, Any], start_response: Any) -> Any:
+        if not state["done"]:
+            with lock:
+                if not state["done"]:
+                    from .migrating import upgrade_database
 
-                upgrade_database(app)
-                state["done"] = True
+                    with app.app_context():
+                        upgrade_database(app)
+                    state["done"] = True
+        return serve(environ, start_response)
+
+    app.wsgi_app = upgrade_once_then_serve

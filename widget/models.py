@@ -117,6 +117,21 @@ class LaunchNonce(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class CredentialBudget(db.Model):
+    """The widget's count of failed sign-ins to one Exchange identity, kept below the directory's lockout threshold.
+
+    `in_flight` counts attempts sent and not yet answered, so that parallel requests (any worker) cannot together
+    pass the threshold; `last_attempt_at` starts the window again, as the directory's observation window does.
+    """
+
+    __tablename__ = "credential_budgets"
+
+    identity: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    in_flight: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # -- the CRM directory ---------------------------------------------------------------------------------------------
 CRM_MODULES = ("Contacts", "Leads", "Accounts", "Deals")
 

@@ -60,6 +60,12 @@ FIELDS: tuple[Field, ...] = (
           "Only for a server whose certificate comes from an internal certificate authority"),
     Field("ews_version", "choice", "", "Exchange version", "Leave empty to let the widget ask the server",
           choices=EWS_VERSIONS),
+    Field("lockout_threshold", "int", 5, "Lockout threshold of your directory",
+          "Failed sign-ins after which your Active Directory locks an account (its account lockout threshold). "
+          "The widget lets at most one fewer through per account in the window below, so it never locks anyone "
+          "out", minimum=2, maximum=999),
+    Field("lockout_window_minutes", "int", 30, "Lockout window of your directory (minutes)",
+          "Your directory's \"Reset account lockout counter after\" time", minimum=1, maximum=99999),
     Field("impersonation", "bool", False, "Impersonation",
           "A service account with the ApplicationImpersonation role acts for every user"),
     Field("service_username", "str", "", "Service account user name"),
@@ -246,13 +252,16 @@ def load() -> WidgetSettings:
 def validate(form: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     """The typed values of `keys` from a submitted form; SettingsError lists every field that is wrong.
 
-    A blank secret means "keep the stored one"; a bool missing from the form is off (an unchecked box).
+    A blank secret means "keep the stored one", and so does a number missing from the form; a bool missing from the
+    form is off (an unchecked box).
     """
     values, errors = {}, {}
     for key in keys:
         field = FIELDS_BY_KEY[key]
         if field.kind == "secret" and not form.get(key):
             continue
+        if field.kind == "int" and key not in form:
+            continue  # a form (or a script) that does not carry a number leaves it as it is
         raw = form.get(key, False if field.kind == "bool" else "")
         try:
             values[key] = _coerce(field, raw)

@@ -78,6 +78,7 @@ MATRIX: dict[str, Access] = {
     "admin.sync": Access(ADMIN, {"GET": 200, "POST": 422}),
     "admin.users": Access(ADMIN, {"GET": 200}),
     "admin.disable_user": Access(ADMIN, {"POST": 302}),
+    "admin.delete_user": Access(ADMIN, {"GET": 200, "POST": 302}),
     "admin.enable_user": Access(ADMIN, {"POST": 302}),
     "admin.embedding": Access(ADMIN, {"GET": 200, "POST": 302}),
     "admin.launch_secret": Access(ADMIN, {"POST": 200}),
@@ -92,8 +93,9 @@ MATRIX: dict[str, Access] = {
     "crm_admin.revoke_token": Access(ADMIN, {"POST": 302}),
     "api.crm_records": Access(API, {"POST": 400}),  # an empty body: 400 that says what is wrong
 }
-# A sync replaces the user's stored mail with their mailbox's, and signing out ends the session: both come last.
-LAST = ("dashboard.sync_now", "auth.signout")
+# A sync replaces the user's stored mail with their mailbox's, deleting a user takes the spare one away, and signing out
+# (or opening a launch link, accepted or not) ends the session: these come last.
+LAST = ("dashboard.sync_now", "admin.delete_user", "auth.signout", "auth.launch_view")
 
 
 

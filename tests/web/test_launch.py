@@ -51,7 +51,8 @@ def test_it_signs_in_a_user_whose_credentials_are_stored(app, client, sign_in, c
 
 
 def test_it_refuses_a_replayed_token(client, configure):
-    configure(impersonation=True)
+    configure(impersonation=True, service_username="svc-crm@contoso.com",
+              service_password=PASSWORDS["svc-crm@contoso.com"])
     token = launch.sign(SECRET, "bob@contoso.com")
     assert client.get(f"/launch?token={token}").status_code == 302
     replay = client.get(f"/launch?token={token}")

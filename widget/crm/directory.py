@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, update
 
+from ..addresses import normalise_address
 from ..extensions import db
 from ..models import CRM_MODULES, CrmAddress, CrmRecord, FolderSync, User, UserStatus
 
@@ -46,10 +47,6 @@ MAX_NAME = 300  # CrmRecord.name
 MAX_ADDRESSES = 50  # per record: a CRM record has a handful; more is a mistake in the data
 _CHUNK = 500  # ids per IN (...) list: well under every database's limit on bound parameters
 
-_LOCAL = r"[^\s@\"<>()\[\],;:\\]+"
-_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
-_TLD = r"(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})"
-_EMAIL = re.compile(rf"{_LOCAL}@(?:{_LABEL}\.)+{_TLD}")
 # C0 and C1 control characters (after whitespace is folded): no CRM id or name holds one, and PostgreSQL refuses NUL.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
@@ -62,16 +59,6 @@ class RecordError(ValueError):
         self.field = field
         self.index = index
         self.message = message
-
-
-def normalise_address(value: str) -> str:
-    """An email address lower-cased and trimmed; ValueError with a message when it is not one."""
-    address = value.strip().lower()
-    local = address.rpartition("@")[0]
-    if (len(address) > 254 or len(local) > 64 or not _EMAIL.fullmatch(address) or local.startswith(".")
-            or local.endswith(".") or ".." in address):
-        raise ValueError(f"{value.strip()!r} is not an e-mail address")
-    return address
 
 
 def _crm_id(value: Any, field_name: str, *, required: bool) -> str | None:

@@ -8,7 +8,8 @@ from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user
 
-from .. import settings
+from .. import credential_budget, settings
+from ..credential_budget import CredentialsHeld, Policy
 from ..extensions import db, limiter
 from ..htmx import page_popup_or_form
 from ..models import UserStatus
@@ -37,9 +38,12 @@ def password() -> ResponseReturnValue:
     if not new_password:
         return _form("Enter your new Exchange password.", 422)
     current = settings.load()
+    login = current_user.exchange_username or current_user.email
     try:
-        check_credentials(current, current_user.email, current_user.exchange_username or current_user.email,
-                          new_password)
+        with credential_budget.attempt(login, Policy.from_settings(current)):
+            check_credentials(current, current_user.email, login, new_password)
+    except CredentialsHeld as held:
+        return _form(held.message, 429)
     except ExchangeProblem as problem:
         # The stored password stays as it was. A refusal of this password or account is the user's to fix (4xx);
         # only an Exchange that cannot answer is a 503.

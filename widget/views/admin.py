@@ -24,16 +24,18 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from sqlalchemy import func, or_
 
-from .. import settings
+from .. import credential_budget, settings
+from ..credential_budget import CredentialsHeld, Policy
 from ..extensions import db, limiter
 from ..htmx import is_htmx
-from ..models import User
+from ..models import CalendarItem, Email, Task, User
 from ..settings import EWS_VERSIONS, FIELDS, FIELDS_BY_KEY, SYNC_TYPE_LABELS, SettingsError, WidgetSettings
 from .dashboard import user_status
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-SERVER_KEYS = ("ews_url", "ews_auth", "ews_verify_tls", "ews_ca_bundle", "ews_version")
+SERVER_KEYS = ("ews_url", "ews_auth", "ews_verify_tls", "ews_ca_bundle", "ews_version", "lockout_threshold",
+               "lockout_window_minutes")
 IMPERSONATION_KEYS = ("impersonation", "service_username", "service_domain", "service_password")
 _KEYS = [field.key for field in FIELDS]
 SYNC_KEYS = tuple(_KEYS[_KEYS.index("sync_emails"):_KEYS.index("default_time_zone") + 1])
@@ -235,33 +237,66 @@ def _credential_errors() -> dict[str, str]:
     return {}
 
 
+def _stored_server_unchanged(values: dict[str, Any], current: WidgetSettings) -> bool:
+    """Whether the form tests the saved server itself: the only one the stored service password may be sent to."""
+    url = _effective("ews_url", values, current)
+    # Over https the certificate checks decide who receives it as much as the URL does.
+    keys = ("ews_verify_tls", "ews_ca_bundle") if url.lower().startswith("https:") else ()
+    return url == current.ews_url and all(_effective(key, values, current) == getattr(current, key) for key in keys)
+
+
+def _budgeted_diagnosis(username: str | None, password: str | None, policy: Policy, **probe: Any) -> Any:
+    """diagnose(), with a sign-in counted against the tested identity's budget (CredentialsHeld when spent)."""
+    from ..exchange.factory import diagnose_server
+
+    if not (username and password):
+        return diagnose_server(username=None, password=None, **probe)
+    with credential_budget.attempt(username, policy) as tried:
+        diagnosis = diagnose_server(username=username, password=password, **probe)
+        tried.not_sent = not diagnosis.reached_sign_in or diagnosis.problem in credential_budget.NOT_SENT
+        tried.failed = not diagnosis.signed_in and not tried.not_sent
+    return diagnosis
+
+
 @bp.route("/server/test", methods=["POST"])
 @admin_required
 @limiter.limit("20 per minute")
 def server_test() -> ResponseReturnValue:
-    """Test connection with the form's current values (not saved): names the first check that fails."""
-    from ..exchange.factory import diagnose_server, diagnosis_timeout
+    """Test connection with the form's current values (not saved): names the first check that fails.
+
+    The stored service password is used only to sign in to the saved server: with another URL (or other TLS
+    settings) the test asks for the password, so that an administrator cannot have it sent to a server of theirs.
+    """
+    from ..exchange.factory import diagnosis_timeout
 
     current = settings.load()
     values, errors = _submitted(SERVER_KEYS, current)
     if not errors:
         errors = _check_server(values, current)
     errors.update(_credential_errors())
-    diagnosis, tested_as = None, None
-    if not errors:
-        url, auth = _effective("ews_url", values, current), _effective("ews_auth", values, current)
-        verify = _effective("ews_verify_tls", values, current)
-        username = request.form.get("test_username", "").strip()
-        password = request.form.get("test_password", "")
-        if not username and _service_login(current):
+    username = request.form.get("test_username", "").strip()
+    password = request.form.get("test_password", "")
+    tested_as = "typed" if username else None
+    if not username and _service_login(current):
+        if _stored_server_unchanged(values, current):
             username, password, tested_as = _service_login(current), current.service_password, "service account"
-        elif username:
-            tested_as = "typed"
+        else:
+            errors.setdefault("test_password", "The server differs from the saved one, and the widget sends the stored "
+                                               "service password only to the saved server: enter the user name and "
+                                               "password to test signing in here.")
+    diagnosis, status = None, 422 if errors else 200
+    if not errors:
+        verify = _effective("ews_verify_tls", values, current)
         timeout = float(current_app.config.get("WIDGET_TEST_CONNECTION_TIMEOUT", diagnosis_timeout()))
         with _bundle_file(_effective("ews_ca_bundle", values, current) if verify else "") as bundle:
-            diagnosis = diagnose_server(url, auth, verify, bundle, username or None, password or None,
-                                 version=_effective("ews_version", values, current), timeout=timeout)
-    status = 422 if errors else 200
+            try:
+                diagnosis = _budgeted_diagnosis(
+                    username or None, password or None, Policy.from_settings(current),
+                    url=_effective("ews_url", values, current), auth=_effective("ews_auth", values, current),
+                    verify_tls=verify, ca_bundle_file=bundle, version=_effective("ews_version", values, current),
+                    timeout=timeout)
+            except CredentialsHeld as held:
+                errors["test_username"], status = held.message, 429
     if is_htmx():
         return render_template("admin/_test_result.html", diagnosis=diagnosis, test_errors=errors,
                                tested_as=tested_as), status
@@ -318,12 +353,15 @@ def impersonation_test() -> ResponseReturnValue:
     if not errors:
         try:
             login = exchange_login(username, _effective("service_domain", values, current))
-            count = act_for_mailbox(current, login, password, mailbox)
+            with credential_budget.attempt(login, Policy.from_settings(current)):
+                count = act_for_mailbox(current, login, password, mailbox)
             noun = "item" if count == 1 else "items"
             outcome = {"ok": True, "message": f"The service account can act for {mailbox}: its Inbox holds "
                                               f"{count} {noun}."}
         except ExchangeProblem as problem:
             outcome = {"ok": False, "message": problem.message}
+        except CredentialsHeld as held:
+            outcome = {"ok": False, "message": held.message}
     status = 422 if errors else 200
     if is_htmx():
         return render_template("admin/_impersonation_result.html", outcome=outcome, test_errors=errors,
@@ -373,17 +411,21 @@ def _target(user_id: int) -> User:
     return user
 
 
+def _users_refusal(message: str) -> ResponseReturnValue:
+    """The Users page with why an action on it was refused."""
+    current = settings.load()
+    people = [(u, user_status(u, current)) for u in db.session.scalars(
+        db.select(User).order_by(User.email).limit(USERS_SHOWN)).all()]
+    return render_template("admin/users.html", people=people, query="", more=False, error=message), 422
+
+
 @bp.route("/users/<int:user_id>/disable", methods=["POST"])
 @admin_required
 def disable_user(user_id: int) -> ResponseReturnValue:
     """Turn the widget off for a user: their sessions end at once and background sync stops."""
     user = _target(user_id)
     if user.id == current_user.id:
-        current = settings.load()
-        people = [(u, user_status(u, current)) for u in db.session.scalars(
-            db.select(User).order_by(User.email).limit(USERS_SHOWN)).all()]
-        return render_template("admin/users.html", people=people, query="", more=False,
-                               error="You cannot disable yourself: another administrator can."), 422
+        return _users_refusal("You cannot disable yourself: another administrator can.")
     if not user.disabled:
         user.disabled = True
         user.session_version += 1  # every session of this user ends on its next request
@@ -402,6 +444,25 @@ def enable_user(user_id: int) -> ResponseReturnValue:
         db.session.commit()
     flash(f"{user.email} is enabled.")
     return redirect(url_for("admin.users", q=request.form.get("q") or None))
+
+
+@bp.route("/users/<int:user_id>/delete", methods=["GET", "POST"])
+@admin_required
+def delete_user(user_id: int) -> ResponseReturnValue:
+    """Delete a user (after a page that asks): their sessions end, and their stored mail, calendar, tasks and sync
+    history go with them (the database cascades). Nothing changes in Exchange."""
+    user = _target(user_id)
+    if user.id == current_user.id:
+        return _users_refusal("You cannot delete yourself: another administrator can.")
+    if request.method == "GET":
+        counts = {model.__tablename__: db.session.scalar(db.select(func.count()).select_from(model).where(
+            model.user_id == user.id)) for model in (Email, CalendarItem, Task)}
+        return render_template("admin/delete_user.html", user=user, counts=counts), 200
+    email = user.email
+    db.session.delete(user)
+    db.session.commit()
+    flash(f"{email} is deleted, with the mail, calendar and tasks the widget kept for them.")
+    return redirect(url_for("admin.users"))
 
 
 # -- Embedding ----------------------------------------------------------------------------------------------------

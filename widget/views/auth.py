@@ -9,11 +9,13 @@ import sys
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .. import launch, settings
+from .. import credential_budget, launch, settings
+from ..addresses import MAX_LENGTH, AddressError, normalise_address
+from ..credential_budget import CredentialsHeld, Policy
 from ..extensions import db, limiter
 from ..models import Setting, User, UserStatus
 from ..secret_box import encrypt
@@ -23,13 +25,17 @@ bp = Blueprint("auth", __name__)
 SETUP_TOKEN_KEY = "setup_token_sha256"
 
 
-def _address_key() -> str:
-    return "signin-address:" + (request.form.get("email", "").strip().lower() or "-")
+# Every refused sign-in gets this one answer, whether the password was wrong, the address is an administrator's or a
+# disabled user's, or Exchange accepted the password but has no mailbox for it: no answer tells a right password or a
+# kind of account apart.
+REFUSED = ("This email and password do not match, or this account cannot use the widget. "
+           "Check them (and the domain, if your company uses one).")
+MAX_DOMAIN = 255
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a path of this site only, never another site."""
-    if target:
+    """Where to go after signing in: a path of this site only, never another site (nor a header of its own)."""
+    if target and not any(ord(char) < 33 or char in "\\\x7f" for char in target):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
             return target
@@ -54,10 +60,14 @@ def _render_signin(error: str | None = None, status: int = 200, **values: str) -
     ), status
 
 
+def _held(held: CredentialsHeld) -> tuple[str, int, dict[str, str]]:
+    page, _ = _render_signin(held.message, 429, email=request.form.get("email", "").strip())
+    return page, 429, {"Retry-After": held.retry_after}
+
+
 @bp.route("/signin", methods=["GET", "POST"])
-# Per address: fewer attempts than any sane Active Directory lockout threshold, so that guessing through the
-# widget cannot lock anyone out. Per client: a ceiling for someone trying many addresses.
-@limiter.limit("3 per minute;10 per hour", key_func=_address_key, methods=["POST"])
+# Per client: a ceiling for someone trying many addresses. What keeps accounts from being locked out is the budget
+# per Exchange identity (widget.credential_budget), shared by every worker through the database.
 @limiter.limit("20 per minute", methods=["POST"])
 def signin() -> Response | tuple[str, int]:
     """Authorize: the email, password and domain are checked live against Exchange before anything is stored."""
@@ -66,28 +76,40 @@ def signin() -> Response | tuple[str, int]:
     from ..exchange.factory import check_credentials, exchange_login
     from ..exchange.problems import ExchangeProblem
 
-    email = request.form.get("email", "").strip().lower()
     password = request.form.get("password", "")
     domain = request.form.get("domain", "").strip()
-    if "@" not in email or len(email) > 320:
-        return _render_signin("Enter your email address, such as name@company.com.", 422, email=email, domain=domain)
-    if not password:
-        return _render_signin("Enter your password.", 422, email=email, domain=domain)
-    user = _find_user(email)
-    if user is not None and user.disabled:
-        return _render_signin("Your administrator has turned off the widget for this account.", 403, email=email)
-    if user is not None and user.is_admin and user.admin_password_hash:
-        # Administrators have a local password; it is never sent to Exchange.
-        if not check_password_hash(user.admin_password_hash, password):
-            return _render_signin("This email and password do not match.", 401, email=email)
-        sign_in(user)
-        return redirect(safe_next(request.form.get("next")))
-    current = settings.load()
     try:
+        email = normalise_address(request.form.get("email", ""))
+    except AddressError as error:
+        return _render_signin(f"Enter your email address, such as name@company.com ({error}).", 422,
+                              email=request.form.get("email", "").strip()[:MAX_LENGTH], domain=domain[:MAX_DOMAIN])
+    if not password:
+        return _render_signin("Enter your password.", 422, email=email, domain=domain[:MAX_DOMAIN])
+    if len(domain) > MAX_DOMAIN:
+        return _render_signin(f"The domain is longer than {MAX_DOMAIN} characters.", 422, email=email)
+    current = settings.load()
+    policy = Policy.from_settings(current)
+    user = _find_user(email)
+    try:
+        if user is not None and user.is_admin and user.admin_password_hash:
+            # Administrators have a local password; it is never sent to Exchange, and guessing it is budgeted too.
+            with credential_budget.attempt(email, policy) as tried:
+                tried.failed = not check_password_hash(user.admin_password_hash, password)
+            if tried.failed:
+                return _render_signin(REFUSED, 401, email=email)
+            sign_in(user)
+            return redirect(safe_next(request.form.get("next")))
+        if user is not None and user.disabled:
+            return _render_signin(REFUSED, 401, email=email)
         login = exchange_login(email, domain)
-        check_credentials(current, email, login, password)
+        with credential_budget.attempt(login, policy):
+            check_credentials(current, email, login, password)
+    except CredentialsHeld as held:
+        return _held(held)
     except ExchangeProblem as problem:
-        status = {"credentials": 401, "locked": 403, "access": 403}.get(problem.kind, 503)
+        if problem.kind in ("credentials", "access"):
+            return _render_signin(REFUSED, 401, email=email, domain=domain)
+        status = 403 if problem.kind == "locked" else 503
         return _render_signin(problem.message, status, email=email, domain=domain)
     if user is None:
         user = User(email=email, display_name=email.split("@")[0])
@@ -112,21 +134,55 @@ def signout() -> Response:
     return redirect(url_for("auth.signin"))
 
 
+def _cannot_open(message: str, status: int) -> tuple[str, int]:
+    return render_template("errors/message.html", title="Cannot open the widget", message=message), status
+
+
+def _reach_new_mailbox(current: settings.WidgetSettings, email: str) -> None:
+    """Before a launch creates a user: the service account must reach `email`'s mailbox (ExchangeProblem if not)."""
+    from ..exchange.factory import act_for_mailbox, exchange_login
+    from ..exchange.problems import ExchangeProblem
+
+    if not (current.service_username and current.is_set("service_password")):
+        raise ExchangeProblem("not_configured", "Impersonation has no service account yet. Ask your administrator.")
+    login = exchange_login(current.service_username, current.service_domain)
+    with credential_budget.attempt(login, Policy.from_settings(current)):
+        act_for_mailbox(current, login, current.service_password, email)
+
+
 @bp.route("/launch")
 def launch_view() -> Response | tuple[str, int]:
-    """The CRM's way in: a signed, short-lived, single-use token names the user."""
+    """The CRM's way in: a signed, short-lived, single-use token names the user. Never an administrator's session."""
+    # A launch attempt, accepted or not, ends the session that was there: a refused link must not leave the widget
+    # open as whoever used this browser before.
+    logout_user()
+    session.clear()
     current = settings.load()
     try:
         claims = launch.read(current.launch_secret, request.args.get("token", ""))
         launch.redeem(claims)
     except launch.LaunchRefused as refused:
-        return render_template("errors/message.html", title="Cannot open the widget", message=str(refused)), 400
+        return _cannot_open(str(refused), 400)
     user = _find_user(claims.email)
+    if user is not None and user.is_admin:
+        # Whoever holds the launch secret (it lives in the CRM's code) must not become an administrator.
+        return _cannot_open("Administrators cannot open the widget from the CRM: sign in with your password at "
+                            f"{url_for('auth.signin')} instead.", 403)
     if user is not None and user.disabled:
-        return render_template("errors/message.html", title="Cannot open the widget",
-                               message="Your administrator has turned off the widget for this account."), 403
+        return _cannot_open("Your administrator has turned off the widget for this account.", 403)
     if current.impersonation:
         if user is None:
+            from ..exchange.problems import ExchangeProblem
+
+            try:
+                _reach_new_mailbox(current, claims.email)
+            except CredentialsHeld as held:
+                return _cannot_open(held.message, 429)
+            except ExchangeProblem as problem:
+                if problem.kind in ("access", "credentials", "not_configured"):
+                    return _cannot_open(f"The widget cannot open a mailbox for {claims.email}: {problem.message}",
+                                        403)
+                return _cannot_open(problem.message, 503)
             user = User(email=claims.email, display_name=claims.email.split("@")[0])
             db.session.add(user)
             db.session.commit()
@@ -155,8 +211,11 @@ def announce_setup_token() -> str | None:
     else:
         row.value = digest
     db.session.commit()
-    print(f"No administrator yet. Create one at: {request.host_url.rstrip('/')}/setup?token={token}",
-          file=sys.stderr, flush=True)
+    # Never the Host header of whoever asked: that is the asker's to choose, and the link would lead to their site.
+    public_url = current_app.config["WIDGET_SETTINGS"].public_url
+    link = f"{public_url.rstrip('/')}/setup?token={token}" if public_url else f"/setup?token={token}"
+    where = "" if public_url else " (on this widget's own address)"
+    print(f"No administrator yet. Create one at: {link}{where}", file=sys.stderr, flush=True)
     return token
 
 
@@ -178,14 +237,16 @@ def setup() -> Response | tuple[str, int]:
                                message="This setup link is not valid. Use the link printed on the console."), 403
     if request.method == "GET":
         return render_template("auth/setup.html", token=token, error=None, email="")
-    email = request.form.get("email", "").strip().lower()
+    email = request.form.get("email", "").strip()[:MAX_LENGTH]
     password = request.form.get("password", "")
     error = None
-    if "@" not in email:
-        error = "Enter the administrator's email address."
-    elif len(password) < 12:
+    try:
+        email = normalise_address(email)
+    except AddressError as refused:
+        error = f"Enter the administrator's email address ({refused})."
+    if error is None and len(password) < 12:
         error = "Choose a password of at least 12 characters."
-    elif password != request.form.get("confirm", ""):
+    elif error is None and password != request.form.get("confirm", ""):
         error = "The two passwords differ."
     if error:
         return render_template("auth/setup.html", token=token, error=error, email=email), 422
