@@ -48,6 +48,11 @@ def mailbox_for(user: User, current: WidgetSettings) -> MailboxPort:
         username = user.exchange_username or user.email
         return EwsMailboxPort(account_for(server, user.email, username, decrypt(user.exchange_password)))
     if current.impersonation and current.service_username and current.service_password:
+        from ..service_account import REFUSED_MESSAGE, refused
+
+        if refused():
+            # Never tried again: a few more refusals would lock the service account (and every user) out.
+            raise ExchangeProblem("service_refused", REFUSED_MESSAGE)
         login = exchange_login(current.service_username, current.service_domain)
         return EwsMailboxPort(account_for(server, user.email, login, current.service_password, impersonate=True))
     raise ExchangeProblem("credentials", "No Exchange password is stored for this account: authorize first.")

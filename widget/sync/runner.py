@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import settings
+from .. import service_account, settings
 from ..exchange.factory import mailbox_for
 from ..exchange.port import MailboxPort
 from ..exchange.problems import ExchangeProblem
 from ..extensions import db
-from ..models import SyncRun, User, UserStatus
+from ..models import SyncRun, User
 from .calendar import SyncRules, sync_calendar
 from .calendar_rows import CALENDAR_FOLDER, TASKS_FOLDER
 from .email import FolderResult, MailRules, Progress, sync_mail
@@ -42,7 +42,7 @@ UNEXPECTED_PROBLEM = "Exchange answered with an error. Try again later, or tell 
 class Outcome:
     """How a run ended, in a word for code and a sentence for people."""
 
-    kind: str  # ok, off, needs_password, throttled, mailbox_moving, error
+    kind: str  # ok, off, needs_password, service_refused, throttled, mailbox_moving, error
     message: str
 
 
@@ -98,10 +98,12 @@ def run_sync(user: User, *, progress: Progress | None = None, now: datetime | No
             user.sync_failures = 0
     except ExchangeProblem as problem:
         db.session.rollback()
-        if problem.refused_credentials:
-            # Never retried with the same password: the account leaves the schedule until the user gives one.
-            outcome = Outcome("needs_password", problem.message)
-            user.status = UserStatus.NEEDS_PASSWORD
+        if problem.refused_credentials or problem.kind == "service_refused":
+            # Never retried with the same password: the account (or, for the service account's password, every
+            # impersonated account) leaves the schedule until someone gives a new one.
+            user.note_refusal(problem.refused_credentials)
+            outcome = (Outcome("needs_password", problem.message) if user.has_password
+                       else Outcome("service_refused", service_account.REFUSED_MESSAGE))
             next_due = None
         elif problem.kind == "throttled":
             next_due = now + (timedelta(seconds=problem.back_off) if problem.back_off else DEFAULT_BACK_OFF)

@@ -12,7 +12,6 @@ from .. import credential_budget, settings
 from ..credential_budget import CredentialsHeld, Policy
 from ..extensions import db, limiter
 from ..htmx import page_popup_or_form
-from ..models import UserStatus
 from ..secret_box import encrypt
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -50,9 +49,7 @@ def password() -> ResponseReturnValue:
         status = {"credentials": 422, "locked": 403, "access": 403}.get(problem.kind, 503)
         return _form(problem.message, status)
     user = current_user._get_current_object()
-    user.exchange_password = encrypt(new_password)
-    user.status = UserStatus.AUTHORIZED
-    user.sync_due_at = datetime.now(UTC)
+    user.authorize(login, encrypt(new_password), datetime.now(UTC))
     # Other sessions end; this one carries on with the new session version.
     user.session_version += 1
     db.session.commit()

@@ -24,13 +24,13 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from sqlalchemy import func, or_
 
-from .. import credential_budget, settings
+from .. import credential_budget, service_account, settings
 from ..credential_budget import CredentialsHeld, Policy
 from ..extensions import db, limiter
 from ..htmx import is_htmx
 from ..models import CalendarItem, Email, Task, User
 from ..settings import EWS_VERSIONS, FIELDS, FIELDS_BY_KEY, SYNC_TYPE_LABELS, SettingsError, WidgetSettings
-from .dashboard import user_status
+from ..text_search import LIKE_ESCAPE, contains
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -314,19 +314,56 @@ def _check_impersonation(values: dict[str, Any], current: WidgetSettings) -> dic
                                           "(or turn impersonation off).")
         if not values.get("service_password") and not current.is_set("service_password"):
             errors["service_password"] = "Impersonation needs the service account's password."
+        if not errors and service_account.refused():
+            errors = _check_new_service_password(values, current)
     return errors
+
+
+def _check_new_service_password(values: dict[str, Any], current: WidgetSettings) -> dict[str, str]:
+    """After Exchange refused the service password: the new one must work (one impersonated request) before it is
+    saved and the impersonated accounts resume."""
+    from ..exchange.factory import act_for_mailbox, exchange_login
+    from ..exchange.problems import ExchangeProblem
+
+    password = values.get("service_password")
+    if not password:
+        return {"service_password": "Exchange refused the stored password of the service account: enter its new "
+                                    "password."}
+    mailbox = request.form.get("test_mailbox", "").strip().lower() or db.session.scalar(
+        db.select(User.email).where(User.exchange_password.is_(None), User.is_admin.is_(False),
+                                    User.disabled.is_(False)).order_by(User.id).limit(1))
+    if not mailbox:
+        return {}  # nobody is impersonated yet: nothing to check it against
+    login = exchange_login(_effective("service_username", values, current),
+                           _effective("service_domain", values, current))
+    try:
+        with credential_budget.attempt(login, Policy.from_settings(current)):
+            act_for_mailbox(current, login, password, mailbox)
+    except CredentialsHeld as held:
+        return {"service_password": held.message}
+    except ExchangeProblem as problem:
+        return {"service_password": f"Not saved: acting for {mailbox} with this password failed. {problem.message}"}
+    return {}
 
 
 @bp.route("/impersonation", methods=["GET", "POST"])
 @admin_required
 def impersonation() -> ResponseReturnValue:
-    """Impersonation: on/off and the service account (its password is stored encrypted and never shown)."""
+    """Impersonation: on/off and the service account (its password is stored encrypted and never shown). After
+    Exchange refused the service password, a new one is saved only once it works, and every impersonated account
+    then syncs again."""
     if request.method == "GET":
         return _page("admin/impersonation.html", IMPERSONATION_KEYS, mailbox="")
+    was_refused = service_account.refused()
     errors = _save_or_errors(IMPERSONATION_KEYS, _check_impersonation)
     if errors:
         return _page("admin/impersonation.html", IMPERSONATION_KEYS, 422, submitted=True, errors=errors,
                      mailbox=request.form.get("test_mailbox", ""))
+    if was_refused and settings.load().impersonation:
+        resumed = service_account.resume()
+        flash(f"Saved. Exchange accepts the service account's password: {resumed} impersonated "
+              f"account{'s' if resumed != 1 else ''} sync again.")
+        return redirect(url_for("admin.impersonation"))
     return _saved("admin.impersonation")
 
 
@@ -394,12 +431,13 @@ def users() -> ResponseReturnValue:
     query = request.args.get("q", "").strip()
     select = db.select(User).order_by(User.email)
     if query:
-        pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        select = select.where(or_(func.lower(User.email).like(pattern, escape="\\"),
-                                  func.lower(User.display_name).like(pattern, escape="\\")))
+        pattern = contains(query, lower=True)
+        select = select.where(or_(func.lower(User.email).like(pattern, escape=LIKE_ESCAPE),
+                                  func.lower(User.display_name).like(pattern, escape=LIKE_ESCAPE)))
     rows = db.session.scalars(select.limit(USERS_SHOWN + 1)).all()
     current = settings.load()
-    people = [(user, user_status(user, current)) for user in rows[:USERS_SHOWN]]
+    refused = service_account.refused()
+    people = [(user, user.status_label(current.impersonation, refused)) for user in rows[:USERS_SHOWN]]
     return render_template("admin/users.html", people=people, query=query, more=len(rows) > USERS_SHOWN,
                            error=None), 200
 
@@ -414,7 +452,7 @@ def _target(user_id: int) -> User:
 def _users_refusal(message: str) -> ResponseReturnValue:
     """The Users page with why an action on it was refused."""
     current = settings.load()
-    people = [(u, user_status(u, current)) for u in db.session.scalars(
+    people = [(u, u.status_label(current.impersonation, service_account.refused())) for u in db.session.scalars(
         db.select(User).order_by(User.email).limit(USERS_SHOWN)).all()]
     return render_template("admin/users.html", people=people, query="", more=False, error=message), 422
 

@@ -17,7 +17,7 @@ from .. import credential_budget, launch, settings
 from ..addresses import MAX_LENGTH, AddressError, normalise_address
 from ..credential_budget import CredentialsHeld, Policy
 from ..extensions import db, limiter
-from ..models import Setting, User, UserStatus
+from ..models import Setting, User
 from ..secret_box import encrypt
 
 bp = Blueprint("auth", __name__)
@@ -114,10 +114,7 @@ def signin() -> Response | tuple[str, int]:
     if user is None:
         user = User(email=email, display_name=email.split("@")[0])
         db.session.add(user)
-    user.exchange_username = login
-    user.exchange_password = encrypt(password)
-    user.status = UserStatus.AUTHORIZED
-    user.authorized_at = user.sync_due_at = datetime.now(UTC)
+    user.authorize(login, encrypt(password), datetime.now(UTC))
     db.session.commit()
     sign_in(user)
     return redirect(safe_next(request.form.get("next")))

@@ -22,6 +22,7 @@ from ..crm.csv_import import MAX_UPLOAD_BYTES, CsvProblem, ParsedCsv, Plan, Uplo
 from ..crm.directory import MODULES, RELATIONS, addresses_of, counts_by_module
 from ..extensions import db
 from ..models import ApiToken, CrmAddress, CrmRecord
+from ..text_search import LIKE_ESCAPE, contains
 from .admin import CHOICE_LABELS, admin_required, forbidden
 
 bp = Blueprint("crm_admin", __name__, url_prefix="/admin/crm")
@@ -54,9 +55,6 @@ def _too_large(error: Exception) -> ResponseReturnValue:
 
 # -- Records --------------------------------------------------------------------------------------------------------
 
-def _like(text: str) -> str:
-    return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
 
 def _names(module: str, crm_ids: set[str]) -> dict[str, str]:
     if not crm_ids:
@@ -80,11 +78,12 @@ def records() -> ResponseReturnValue:
     if module:
         select = select.where(CrmRecord.module == module)
     if query:
-        pattern = _like(query)
+        pattern = contains(query, lower=True)
         select = select.where(or_(
-            func.lower(CrmRecord.name).like(pattern, escape="\\"),
-            func.lower(CrmRecord.crm_id).like(pattern, escape="\\"),
-            CrmRecord.id.in_(db.select(CrmAddress.record_id).where(CrmAddress.address.like(pattern, escape="\\"))),
+            func.lower(CrmRecord.name).like(pattern, escape=LIKE_ESCAPE),
+            func.lower(CrmRecord.crm_id).like(pattern, escape=LIKE_ESCAPE),
+            CrmRecord.id.in_(db.select(CrmAddress.record_id)
+                             .where(CrmAddress.address.like(pattern, escape=LIKE_ESCAPE))),
         ))
     total = db.session.scalar(db.select(func.count()).select_from(select.subquery())) or 0
     pages = max(1, -(-total // PAGE_SIZE))

@@ -27,7 +27,7 @@ from ..crm import matching
 from ..extensions import db, limiter
 from ..htmx import is_htmx, page_popup_or_form, targets
 from ..mail_html import BODY_CSP, body_document
-from ..models import CRM_MODULES, User, UserStatus
+from ..models import CRM_MODULES, User
 from .paging import page_number
 
 bp = Blueprint("emails", __name__)
@@ -138,7 +138,10 @@ def _fetch_body_if_needed(email: Any, current: settings.WidgetSettings) -> str |
 
     owner = db.session.get(User, email.user_id)
     whose = "your" if owner.id == current_user.id else f"{owner.email}’s"
-    if owner.has_password and owner.status == UserStatus.NEEDS_PASSWORD:
+    if owner.disabled:
+        # A turned-off account's stored password is not used for anyone, its owner's colleagues included.
+        return "This email’s text is not here yet, and its owner’s account is turned off in the widget."
+    if owner.password_refused:
         return (f"This email’s text is not here yet, and Exchange refused {whose} stored password: it can be "
                 f"fetched once {'you authorize' if owner.id == current_user.id else 'they authorize'} again.")
     try:
@@ -146,17 +149,9 @@ def _fetch_body_if_needed(email: Any, current: settings.WidgetSettings) -> str |
             return None
     except ExchangeProblem as problem:
         db.session.rollback()
-        _pause_on_refused_password(owner, problem)
+        owner.note_refusal(problem.refused_credentials)
         return f"This email’s text could not be fetched from Exchange: {problem.message}"
     return "This email is no longer in the mailbox in Exchange (deleted or moved); the next sync removes it here."
-
-
-def _pause_on_refused_password(user: User, problem: Any) -> None:
-    """As the sync does: a refused password pauses the account until its user gives a new one."""
-    if problem.kind in ("credentials", "locked") and user.has_password:
-        user.status = UserStatus.NEEDS_PASSWORD
-        user.sync_due_at = None
-        db.session.commit()
 
 
 def _owner_label(email: Any) -> str | None:
@@ -211,10 +206,6 @@ def _compose(module: str, record_id: str, values: dict[str, str], errors: dict[s
                            record=matching.find_record(module, record_id)), status
 
 
-def _needs_password() -> bool:
-    return current_user.has_password and current_user.status == UserStatus.NEEDS_PASSWORD
-
-
 @bp.route("/crm/<module>/<record_id>/emails/new", methods=["GET"])
 @login_required
 def compose(module: str, record_id: str) -> ResponseReturnValue:
@@ -235,7 +226,7 @@ def send(module: str, record_id: str) -> ResponseReturnValue:
     current = settings.load()
     if current.email_sync_off_reason:
         return _compose(module, record_id, values, problem=current.email_sync_off_reason, status=409)
-    if _needs_password():
+    if current_user.password_refused:
         # Never try a password Exchange refused: it is how accounts get locked out.
         return _compose(module, record_id, values, status=409,
                         problem="Exchange no longer accepts your stored password. Update your password, then send.")
@@ -286,6 +277,6 @@ def _send_through_exchange(current: settings.WidgetSettings, subject: str, text:
     except ExchangeProblem as problem:
         if problem.kind == "recipients":
             return None, None, True
-        _pause_on_refused_password(user, problem)
+        user.note_refusal(problem.refused_credentials)
         return None, problem.message, False
     return message_id, None, False

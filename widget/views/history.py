@@ -26,6 +26,7 @@ from ..extensions import db
 from ..htmx import targets
 from ..models import SyncRun, User
 from ..sync.labels import folder_label
+from ..text_search import LIKE_ESCAPE, contains
 from .paging import page_number
 
 bp = Blueprint("history", __name__)
@@ -40,6 +41,7 @@ OUTCOME_WORDS = {
     "ok": ("Synced", "success"),
     "off": ("Not run: sync is turned off", "hint"),
     "needs_password": ("Stopped: Exchange refused the stored password", "error"),
+    "service_refused": ("Stopped: Exchange refused the service account's password", "error"),
     "throttled": ("Postponed: Exchange was busy", "hint"),
     "mailbox_moving": ("Postponed: the mailbox is being moved", "hint"),
     "error": ("Failed", "error"),
@@ -61,12 +63,6 @@ class RunRow:
     outcome: str
     outcome_class: str
     live: bool
-
-
-def _contains(query: str) -> str:
-    """A LIKE pattern matching `query` anywhere, with LIKE's wildcards taken literally."""
-    escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def duration_text(length: timedelta) -> str:
@@ -121,9 +117,9 @@ def _history_context() -> dict[str, Any]:
     if not is_admin:
         select = select.where(SyncRun.user_id == current_user.id)
     elif query:
-        pattern = _contains(query)
-        select = select.where(or_(func.lower(User.email).like(pattern, escape="\\"),
-                                  func.lower(User.display_name).like(pattern, escape="\\")))
+        pattern = contains(query, lower=True)
+        select = select.where(or_(func.lower(User.email).like(pattern, escape=LIKE_ESCAPE),
+                                  func.lower(User.display_name).like(pattern, escape=LIKE_ESCAPE)))
     total = db.session.scalar(db.select(func.count()).select_from(select.subquery())) or 0
     pages = max(1, -(-total // PER_PAGE))
     page = min(page_number(), pages)

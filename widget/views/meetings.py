@@ -28,6 +28,7 @@ from ..exchange.problems import ExchangeProblem
 from ..extensions import db, limiter
 from ..htmx import CALENDAR_CHANGED, is_htmx, page_popup_or_form, targets
 from ..models import CrmAddress, CrmRecord
+from ..text_search import LIKE_ESCAPE, contains
 from . import meeting_form
 from .availability_grid import LEGEND, STATUSES, build_grid, day_window, meeting_minutes
 from .emails import _module_or_404
@@ -90,8 +91,8 @@ def schedule() -> ResponseReturnValue:
         availability = _availability_context(form) if action == "availability" else None
         return _render_form(form, errors=errors, availability=availability, status=422 if errors else 200)
     zone = _zone()
-    checked, errors = meeting_form.check(form, zone, errors)
-    if checked is None:
+    draft, errors = meeting_form.check(form, zone, errors)
+    if draft is None:
         return _render_form(form, errors=errors, status=422)
     current = settings.load()
     problem = mailbox_problem(_user(), current)
@@ -99,11 +100,6 @@ def schedule() -> ResponseReturnValue:
         return _render_form(form, problem=problem, status=409)
     from ..sync import calendar_actions
 
-    draft = calendar_actions.MeetingDraft(
-        kind=checked.kind, subject=checked.subject, attendees=checked.attendees, location=checked.location,
-        start=checked.start, end=checked.end, all_day=checked.all_day, time_zone=zone.key,
-        reminder_minutes=checked.reminder_minutes, notes=checked.notes,
-    )
     try:
         item = calendar_actions.schedule(_user(), draft)
     except ExchangeProblem as refused:
@@ -114,8 +110,8 @@ def schedule() -> ResponseReturnValue:
         return _render_form(form, problem=refused.message, status=status_for(refused))
     if not is_htmx():
         return redirect(url_for("dashboard.index", scheduled=item.id), 303)
-    response = render_template("meetings/_scheduled.html", item=item, title=TITLES[checked.kind],
-                               when=local_time.shown(item.start_at, zone), invited=len(checked.attendees))
+    response = render_template("meetings/_scheduled.html", item=item, title=TITLES[draft.kind],
+                               when=local_time.shown(item.start_at, zone), invited=len(draft.attendees))
     return response, 200, {"HX-Trigger": CALENDAR_CHANGED}
 
 
@@ -168,12 +164,12 @@ def availability() -> ResponseReturnValue:
 # -- the attendee picker -------------------------------------------------------------------------------------------
 def _crm_people(query: str) -> list[dict[str, str]]:
     """CRM Leads and Contacts whose name or address contains `query`."""
-    like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    like = contains(query)
     rows = db.session.execute(
         select(CrmRecord.name, CrmRecord.module, CrmAddress.address)
         .join(CrmAddress, CrmAddress.record_id == CrmRecord.id)
         .where(CrmRecord.module.in_(("Leads", "Contacts")),
-               or_(CrmRecord.name.ilike(like, escape="\\"), CrmAddress.address.ilike(like, escape="\\")))
+               or_(CrmRecord.name.ilike(like, escape=LIKE_ESCAPE), CrmAddress.address.ilike(like, escape=LIKE_ESCAPE)))
         .order_by(CrmRecord.name, CrmAddress.address).limit(CRM_PEOPLE)
     ).all()
     return [{"address": address, "name": name, "source": module[:-1]} for name, module, address in rows]
