@@ -323,6 +323,7 @@ class SyncRun(db.Model):
     outcome: Mapped[str] = mapped_column(String(20), default="running")  # running, ok, error, throttled, ...
     progress: Mapped[str | None] = mapped_column(String(200))  # what a running sync is doing, for "Sync now"
     error: Mapped[str | None] = mapped_column(String(1000))
+    skipped: Mapped[list | None] = mapped_column(JSON)  # items the sync left out, each a sentence saying why
 
 
 # -- synced calendar and tasks -------------------------------------------------------------------------------------

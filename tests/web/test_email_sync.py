@@ -235,3 +235,28 @@ def test_it_stores_mail_whose_names_and_ids_are_longer_than_their_columns(app, s
     email = _stored(app, alice)["Long headers"]
     assert email.sender_name == "N" * 300 and email.internet_message_id.startswith("<mmm")
     assert len(email.internet_message_id) == 500 and email.sender_address == CUSTOMER
+
+
+def test_it_stops_a_pass_whose_sync_state_exchange_declares_invalid_again_and_again(app, sandbox, alice):
+    _deliver(sandbox, CUSTOMER, "Kept")
+    sandbox.add_fault("invalid_sync_state", operation="SyncFolderItems", mailbox="alice@contoso.com", times=500)
+    run = _sync(app, alice)
+    assert run.outcome == "error" and "invalid again and again" in run.error
+    assert run.requests <= 4  # the first page and two full passes started over, then the bound
+    assert _user(app, alice).sync_due_at is not None  # it tries again later, after a back-off
+
+
+def test_it_bounds_the_pages_of_one_run_and_goes_on_from_there_next_time(app, sandbox, alice):
+    bounded = app
+    bounded.config["WIDGET_SYNC_MAX_PAGES"] = 2
+    with bounded.test_request_context():
+        settings.save({"store_unmatched_email": True})
+    for n in range(1100):  # three pages of 512
+        _deliver(sandbox, STRANGER, f"Deal {n}", days_ago=0.5)
+    first = _sync(bounded, alice)
+    assert first.outcome == "error" and "without saying the folder is up to date" in first.error
+    assert len(_stored(bounded, alice)) == 1024  # what the two pages brought is kept
+    second = _sync(bounded, alice)
+    assert second.outcome == "ok"
+    stored = _stored(bounded, alice)
+    assert len(stored) == 1100 and {f"Deal {n}" for n in range(1100)} == set(stored)
