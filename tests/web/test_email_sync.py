@@ -260,3 +260,23 @@ def test_it_bounds_the_pages_of_one_run_and_goes_on_from_there_next_time(app, sa
     assert second.outcome == "ok"
     stored = _stored(bounded, alice)
     assert len(stored) == 1100 and {f"Deal {n}" for n in range(1100)} == set(stored)
+
+
+def test_it_keeps_what_outlook_marks_private_or_confidential_and_learns_it_on_a_full_pass(app, sandbox, alice):
+    for subject, sensitivity in (("Plain", "Normal"), ("Salary", "Private"), ("Merger", "Confidential"),
+                                 ("Personal", "Personal")):
+        when = datetime.now(UTC) - timedelta(days=1)
+        props = {"Subject": subject, "ToRecipients": [Mailbox("alice@contoso.com")], "Body": Body("Text", subject),
+                 "Sensitivity": sensitivity}
+        message_defaults(props, Mailbox(CUSTOMER, "Lena"), when)
+        deliver_message(sandbox.store, props, when)
+    assert _sync(app, alice).outcome == "ok"
+    assert {s: e.is_private for s, e in _stored(app, alice).items()} == {
+        "Plain": False, "Salary": True, "Merger": True, "Personal": False}
+    # Rows stored before the widget kept sensitivity learn it when a full pass sees them unchanged.
+    with app.app_context():
+        db.session.execute(db.update(Email).values(is_private=False))
+        db.session.execute(db.update(FolderSync).values(sync_state=None))
+        db.session.commit()
+    assert _sync(app, alice).outcome == "ok"
+    assert {s for s, e in _stored(app, alice).items() if e.is_private} == {"Salary", "Merger"}

@@ -105,6 +105,16 @@ class _Page:
         self.result.created += 1
         return row
 
+    def mark_private(self, row: CalendarItem, is_private: bool) -> None:
+        """An unchanged item's sensitivity (rows stored before it was kept learn it on a full pass); a series'
+        occurrences share it."""
+        if row.is_private != is_private:
+            row.is_private = is_private
+            if row.is_recurring_master:
+                db.session.execute(db.update(CalendarItem).where(
+                    CalendarItem.user_id == self.user.id, CalendarItem.series_item_id == row.item_id,
+                ).values(is_private=is_private))
+
     # -- a page -------------------------------------------------------------------------------------------------
     def wanted(self, stamp: ItemStamp) -> bool:
         """Whether an item not stored yet should be: every series (its occurrences decide), and single items that
@@ -130,6 +140,7 @@ class _Page:
             if row is not None:
                 row.seen_in_pass = state.pass_number
                 if row.change_key == stamp.change_key:
+                    self.mark_private(row, stamp.is_private)
                     if row.is_recurring_master:
                         unchanged_series.append(row.item_id)
                     continue  # unchanged: a full pass sees every item again
@@ -216,7 +227,7 @@ def _master_event(row: CalendarItem) -> Event:
         time_zone=row.time_zone, organizer=row.organizer_address,
         attendees=tuple((a[0], a[1], a[2] if len(a) > 2 else Response.UNKNOWN) for a in row.attendees or []),
         reminder_minutes=row.reminder_minutes if row.reminder_enabled else None, notes=row.notes,
-        is_cancelled=row.is_cancelled, last_modified=row.changed_in_exchange_at,
+        is_cancelled=row.is_cancelled, last_modified=row.changed_in_exchange_at, is_private=row.is_private,
     )
 
 

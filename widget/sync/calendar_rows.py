@@ -83,15 +83,17 @@ def apply_event(row: CalendarItem, event: Event, *, now: datetime, series_item_i
     row.reminder_minutes = event.reminder_minutes
     row.notes = fit(event.notes, CalendarItem.notes)
     row.is_cancelled = event.is_cancelled
+    row.is_private = event.is_private
     row.changed_in_exchange_at = _pulled_at(row, event.last_modified, now)
 
 
 def same_event(row: CalendarItem, event: Event) -> bool:
     """Whether Exchange's version says what the row says (e.g. an occurrence whose series changed elsewhere)."""
     return (row.subject, row.location, row.start_at, row.end_at, row.is_all_day, row.reminder_minutes
-            if row.reminder_enabled else None, (row.notes or "").strip(), sorted(a[0] for a in row.attendees or [])
-            ) == (event.subject, event.location, event.start, event.end, event.is_all_day, event.reminder_minutes,
-                  event.notes.strip(), sorted(a[0] for a in event.attendees))
+            if row.reminder_enabled else None, (row.notes or "").strip(), sorted(a[0] for a in row.attendees or []),
+            row.is_private) == (event.subject, event.location, event.start, event.end, event.is_all_day,
+                                event.reminder_minutes, event.notes.strip(), sorted(a[0] for a in event.attendees),
+                                event.is_private)
 
 
 def set_attendee_rows(row: CalendarItem) -> None:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..crm.matching import reconcile_sent_copy
 from ..exchange.port import MailboxPort
 from ..exchange.values import MessageSummary, SyncPage
 from ..extensions import db
@@ -25,6 +24,7 @@ from ..models import CrmAddress, Email, EmailAddress, FolderSync, User
 from .bodies import prefetch_newest
 from .fitting import fit, unstorable
 from .pages import FolderResult, Progress, sync_folder
+from .sent_copies import reconcile_sent_copy
 
 
 @dataclass
@@ -89,7 +89,7 @@ def _summary_values(message: MessageSummary) -> dict[str, Any]:
         "to_recipients": [list(pair) for pair in message.to], "cc_recipients": [list(pair) for pair in message.cc],
         "received_at": message.received_at, "sent_at": message.sent_at, "is_read": message.is_read,
         "internet_message_id": fit(message.internet_message_id, Email.internet_message_id),
-        "has_attachments": message.has_attachments,
+        "has_attachments": message.has_attachments, "is_private": message.is_private,
     }
 
 
@@ -163,6 +163,7 @@ def _apply_page(user: User, folder: str, state: FolderSync, page: SyncPage, rule
         email = existing[message.item_id]
         email.seen_in_pass = state.pass_number
         if email.change_key == message.change_key:
+            email.is_private = message.is_private  # (rows stored before sensitivity was kept learn it on a pass)
             continue  # unchanged: a full pass sees every message again
         if rules.excluded(message):
             db.session.delete(email)
