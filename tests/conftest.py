@@ -18,6 +18,9 @@ from log_watch import LogCollector, leaks, secret_forms
 from widget.exchange.ews.logs import keep_secrets_out_of_exchangelib_logs
 from widget.sandbox import Sandbox
 
+# The widget app fixtures (app, client, make_app, ...) for the tests of views, sync and crm.
+pytest_plugins = ["app_fixtures"]
+
 _LOGS = LogCollector()
 # What a pytest-xdist worker reports to the controller, which adds up the workers' checks (pytest_testnodedown).
 _WORKER_CHECKS = "exchange_widget_checks"

@@ -34,7 +34,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync"]
 # Playwright's default of 30 s turns a missing text into a long wait; everything here answers in well under 1 s.
 TIMEOUT_MS = 10_000
-ADMIN_EMAIL = "admin@example.com"  # as in tests/web/conftest.py
+ADMIN_EMAIL = "admin@example.com"  # as in tests/app_fixtures.py
 ADMIN_PASSWORD = "Admin-password-1"
 LAUNCH_SECRET = "browser-tests-launch-secret"
 FAST_HASH = "pbkdf2:sha256:1000"  # the administrator's password hash, cheap for tests (scrypt takes 0.2 s)

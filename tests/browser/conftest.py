@@ -53,7 +53,7 @@ def crm() -> Iterator[CrmHosts]:
 def widget(tmp_path: Path, sandbox: Sandbox, crm: CrmHosts, migrated_sqlite: Path,
            monkeypatch: pytest.MonkeyPatch) -> Iterator[Widget]:
     """The widget on http://localhost:P: migrated, an administrator, the sandbox as its Exchange server, the CRM's
-    origin allowed to frame it and a launch secret (as in tests/web/conftest.py, but served for real)."""
+    origin allowed to frame it and a launch secret (as in tests/app_fixtures.py, but served for real)."""
     without_widget_settings(monkeypatch)
     install_sqlite_copy(migrated_sqlite, tmp_path / "instance")
     app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "WIDGET_AUTO_MIGRATE": False})

@@ -16,7 +16,9 @@ import fcntl
 import hashlib
 import logging
 import os
+import secrets
 import socket
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -135,6 +137,17 @@ def sync_claimed(app: Flask, user_id: int, worker: str, now: datetime | None = N
         finally:
             db.session.rollback()
             release(user_id, worker)
+
+
+def start_sync_now(app: Flask, user_id: int, now: datetime | None = None) -> bool:
+    """Sync now, for a person waiting: claim the account (the only way a sync starts, so it never runs twice at once)
+    and run its sync in a thread of its own. False when a sync of the account is running already."""
+    worker = f"sync-now:{user_id}:{secrets.token_hex(4)}"
+    if not claim(user_id, worker, now or datetime.now(UTC)):
+        return False
+    threading.Thread(target=sync_claimed, args=(app, user_id, worker), name=f"sync-now-{user_id}",
+                     daemon=True).start()
+    return True
 
 
 class Dispatcher:

@@ -8,8 +8,6 @@ scheduled, a task is created or completed, or the time zone changes: those answe
 
 from __future__ import annotations
 
-import secrets
-import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
@@ -68,18 +66,14 @@ def index() -> str:
 @limiter.limit("6 per minute")
 def sync_now() -> ResponseReturnValue:
     """Sync now: start a sync of the user's mailbox in the background and answer with its progress."""
-    from ..sync.dispatch import claim, sync_claimed
+    from ..sync.dispatch import start_sync_now
 
     user = current_user._get_current_object()
     current = settings.load()
     reason = user.mailbox_unreachable_reason(current.impersonation, service_account.refused())
     if reason:
         return _sync_status(message=reason, code=409)
-    worker = f"sync-now:{user.id}:{secrets.token_hex(4)}"
-    if claim(user.id, worker, datetime.now(UTC)):
-        app = current_app._get_current_object()
-        threading.Thread(target=sync_claimed, args=(app, user.id, worker), name=f"sync-now-{user.id}",
-                         daemon=True).start()
+    start_sync_now(current_app._get_current_object(), user.id)  # (a sync already running shows its progress)
     return _sync_status(starting=True)
 
 

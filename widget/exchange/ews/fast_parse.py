@@ -9,7 +9,7 @@ XML) in one call. Everything after the parse is exchangelib's own: SOAP faults, 
 ErrorInvalidSyncStateData, the API version negotiation; HTTP errors and 503 Retry-After are handled before it.
 
 The hook, `EWSService._get_soap_parts(response)`, is private to exchangelib: pyproject.toml pins exchangelib's
-minor version, and tests/sandbox/test_fast_parse.py fails if the hook moves or changes its signature.
+minor version, and tests/exchange/test_fast_parse.py fails if the hook moves or changes its signature.
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ class SummarySyncFolderItems(FastSyncFolderItems):
 
     Only exchangelib's per-change conversion (`_elem_to_obj`) is replaced, and only for <t:Message>: other item
     types, deletions, read-flag changes and unusual messages are converted by exchangelib as before. The hook is
-    private to exchangelib (its minor version is pinned): tests/sandbox/test_sync_summaries.py fails if it moves.
+    private to exchangelib (its minor version is pinned): tests/exchange/test_sync_summaries.py fails if it moves.
     """
 
     def _elem_to_obj(self, elem: Any) -> tuple[str, Any]:

@@ -1,5 +1,5 @@
-"""Fixtures for the web front end: the app on SQLite (and on PostgreSQL when WIDGET_TEST_POSTGRES_URL is set),
-pointed at a running Exchange sandbox; a test client; helpers to read CSRF tokens and to sign in."""
+"""Fixtures for the tests that run the widget app (views, sync, crm): the app on SQLite (and on PostgreSQL when
+WIDGET_TEST_POSTGRES_URL is set), pointed at a running Exchange sandbox; a test client; signing in."""
 
 from __future__ import annotations
 

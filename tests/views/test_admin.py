@@ -246,7 +246,7 @@ def pinned_app(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
 @pytest.fixture
 def pinned_admin(pinned_app: Flask) -> FlaskClient:
     client = pinned_app.test_client()
-    from web.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+    from app_fixtures import ADMIN_EMAIL, ADMIN_PASSWORD
 
     assert post(client, "/signin", {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).status_code == 302
     return client
