@@ -7,6 +7,7 @@ password (a retried wrong password is how integrations lock their users out of A
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from exchangelib.protocol import BaseProtocol, NoVerifyHTTPAdapter
 
 from ..problems import ExchangeProblem
 from .logs import keep_secrets_out_of_exchangelib_logs
+from .transport import bounded
 
 # Long enough for a slow server, short enough that a person waiting on a form gets an answer.
 REQUEST_TIMEOUT = 20
@@ -94,11 +96,13 @@ class ServerConfig:
         return cls(settings.ews_url, settings.ews_auth, settings.ews_verify_tls, bundle, settings.ews_version)
 
 
-def _adapter_for(server: ServerConfig) -> type[requests.adapters.HTTPAdapter]:
-    if not server.verify_tls:
-        return NoVerifyHTTPAdapter
-    if server.ca_bundle_file:
-        bundle = server.ca_bundle_file
+@functools.lru_cache(maxsize=8)
+def _adapter(verify_tls: bool, ca_bundle_file: str | None) -> type[requests.adapters.HTTPAdapter]:
+    """The HTTP adapter for a server's TLS settings, every answer read within a deadline and a size cap."""
+    if not verify_tls:
+        return bounded(NoVerifyHTTPAdapter)
+    if ca_bundle_file:
+        bundle = ca_bundle_file
 
         class InternalCAAdapter(requests.adapters.HTTPAdapter):
             """Verifies the server against the organisation's own certificate authority."""
@@ -106,8 +110,12 @@ def _adapter_for(server: ServerConfig) -> type[requests.adapters.HTTPAdapter]:
             def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
                 super().cert_verify(conn=conn, url=url, verify=bundle, cert=cert)
 
-        return InternalCAAdapter
-    return requests.adapters.HTTPAdapter
+        return bounded(InternalCAAdapter)
+    return bounded(requests.adapters.HTTPAdapter)
+
+
+def _adapter_for(server: ServerConfig) -> type[requests.adapters.HTTPAdapter]:
+    return _adapter(server.verify_tls, server.ca_bundle_file)
 
 
 def configure_tls(server: ServerConfig) -> None:
@@ -160,6 +168,9 @@ def explain(error: BaseException) -> ExchangeProblem:
         return ExchangeProblem("mailbox_moving", "Your mailbox is being moved by Exchange; try again later.")
     if isinstance(error, ews_errors.ErrorInvalidRecipients):
         return ExchangeProblem("recipients", "Exchange refused at least one of the recipients' addresses.")
+    if "larger than the widget accepts" in text:
+        return ExchangeProblem("server", "The Exchange server sent an answer larger than the widget accepts. Tell "
+                                         "your administrator.")
     if "Failed to establish a new connection" in text or "Connection refused" in text:
         return ExchangeProblem("unreachable", "The Exchange server cannot be reached right now. "
                                               "Try again later, or tell your administrator.")
