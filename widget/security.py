@@ -18,7 +18,7 @@ from flask_wtf.csrf import CSRFError
 from htmx_flask import make_response as htmx_response
 from itsdangerous import BadSignature
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from . import settings
 from .extensions import db, login_manager
@@ -145,6 +145,22 @@ def _refuse_nul() -> None:
                                "Type the text again rather than pasting it.")
 
 
+FORM_LIMIT = 1024 * 1024  # bytes of a urlencoded form: the longest email typed fits many times over
+
+
+def _limit_form_body(endpoint: str | None, values: dict | None) -> None:
+    # Before anything reads the form (the CSRF check is first): a urlencoded body is parsed whole, at a cost of
+    # seconds of CPU for the 16 MB that a CSV upload (multipart) may have; a larger one is refused unread (413).
+    if request.mimetype == "application/x-www-form-urlencoded":
+        request.max_content_length = min(request.max_content_length or FORM_LIMIT, FORM_LIMIT)
+
+
+def _too_large(error: RequestEntityTooLarge) -> tuple[str, int]:
+    return render_template("errors/message.html", title="Too large",
+                           message=f"This form is larger than the {FORM_LIMIT // 1024} KB the widget takes. "
+                                   "Shorten what you typed, then send it again."), 413
+
+
 def _bad_request(error: BadRequest) -> tuple[str, int]:
     return render_template("errors/message.html", title="Bad request",
                            message=error.description or "The widget could not read this request."), 400
@@ -153,7 +169,9 @@ def _bad_request(error: BadRequest) -> tuple[str, int]:
 def init_security(app: Flask) -> None:
     """Install the session interface, the headers, the address check and the error pages."""
     app.session_interface = EmbeddableSessionInterface()
+    app.url_value_preprocessor(_limit_form_body)
     app.before_request(_refuse_nul)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(BadRequest, _bad_request)
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_error)
