@@ -18,6 +18,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the application. Loading it starts nothing: no server, no scheduler, no network."""
     from htmx_flask import Htmx
 
+    from .access_logs import keep_launch_tokens_out_of_access_logs
     from .cli import register_commands
     from .config import Settings
     from .extensions import csrf, db, limiter, login_manager, migrate
@@ -35,7 +36,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # A database error's message would otherwise carry the statement's values: whole rows of mail, into logs.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "hide_parameters": True},
         SESSION_COOKIE_NAME="widget_session",
         SESSION_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=8 * 3600,
@@ -60,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     Htmx(app)
     app.extensions["widget.cipher"] = make_cipher(settings.encryption_keys)
+    keep_launch_tokens_out_of_access_logs()
     init_security(app)
     register_blueprints(app)
     register_commands(app)

@@ -4,7 +4,8 @@
   X-Frame-Options, which cannot name several origins.
 - When embedding is on, the session cookie is `SameSite=None; Secure; Partitioned`: the widget runs in a
   third-party frame, where browsers send only such cookies (Partitioned keeps it to that CRM's frame).
-  Browsers accept Secure cookies from http://localhost, so development works without TLS.
+  Browsers accept Secure cookies from http://localhost, so development works without TLS. Over HTTPS the cookie
+  is Secure whether embedded or not, and answers carry HSTS.
 - A session names the user's session version; signing out or changing the password bumps it, ending every
   other session (the user loader refuses an old version).
 """
@@ -87,7 +88,8 @@ class EmbeddableSessionInterface(SecureCookieSessionInterface):
         return "None" if self._embedding() else "Lax"
 
     def get_cookie_secure(self, app: Flask) -> bool:
-        return True if self._embedding() else super().get_cookie_secure(app)
+        # Over HTTPS a first-party cookie is Secure too: it must never travel over a plain-HTTP request after.
+        return self._embedding() or super().get_cookie_secure(app) or request.is_secure
 
     def get_cookie_partitioned(self, app: Flask) -> bool:
         return self._embedding()
@@ -99,6 +101,9 @@ def _security_headers(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("Cache-Control", "no-store")
+    if request.is_secure:
+        # Once a browser reached the widget over HTTPS, it never tries plain HTTP (where a cookie could be read).
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if response.mimetype == "text/html":
         # Pages answer htmx requests with fragments and others with whole pages, from the same URLs.
         response.vary.add("HX-Request")
