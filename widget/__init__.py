@@ -79,26 +79,30 @@ class DatabaseIdConverter(IntegerConverter):
 
 
 def _migrate_before_serving(app: Flask) -> None:
-    """Apply pending migrations before the first request is served (`flask db upgrade` does it ahead of time).
+    """Before this process serves its first request: apply pending migrations (`flask db upgrade` does it ahead of
+    time) and warn if rate limits live in memory while other processes serve the same instance.
 
     Done around the WSGI application, before Flask opens the request's session: the session cookie's kind (and
     every other answer) depends on settings that only a migrated database holds, the first answer's included.
     """
-    if not app.config["WIDGET_AUTO_MIGRATE"]:
-        return
+    from .worker_census import warn_if_limits_are_not_shared
+
     lock = threading.Lock()
     state = {"done": False}
     serve = app.wsgi_app
 
-    def upgrade_once_then_serve(environ: dict[str, Any], start_response: Any) -> Any:
+    def prepare_once_then_serve(environ: dict[str, Any], start_response: Any) -> Any:
         if not state["done"]:
             with lock:
                 if not state["done"]:
-                    from flask_migrate import upgrade
+                    if app.config["WIDGET_AUTO_MIGRATE"]:
+                        from flask_migrate import upgrade
 
-                    with app.app_context():
-                        upgrade(directory=str(MIGRATIONS))
+                        with app.app_context():
+                            upgrade(directory=str(MIGRATIONS))
+                    if not app.testing:
+                        warn_if_limits_are_not_shared(app.instance_path, app.config["RATELIMIT_STORAGE_URI"])
                     state["done"] = True
         return serve(environ, start_response)
 
-    app.wsgi_app = upgrade_once_then_serve
+    app.wsgi_app = prepare_once_then_serve

@@ -79,3 +79,17 @@ def test_it_keeps_launch_tokens_out_of_gunicorns_access_log_atoms():
                    "q": "token=abc.def"}
     LaunchQueryFilter().filter(record)
     assert record.getMessage() == '10.0.0.1 "GET /launch?[query removed] HTTP/1.1" 302 [query removed]'
+
+
+def test_it_warns_when_rate_limits_live_in_memory_and_several_processes_serve(tmp_path):
+    session = requests.Session()
+    session.trust_env = False
+    instance = tmp_path / "instance"
+    with widget_server(instance, tmp_path / "one.log") as one:
+        assert session.get(f"{one}/healthz", timeout=30).status_code == 200
+        with widget_server(instance, tmp_path / "two.log") as two:
+            assert session.get(f"{two}/healthz", timeout=30).status_code == 200
+    assert "WIDGET_RATELIMIT_STORAGE_URL" not in (tmp_path / "one.log").read_text()  # alone when it started
+    second = (tmp_path / "two.log").read_text()
+    assert "Rate limits are kept in this process's memory" in second and "2 processes serve this widget" in second
+    assert "redis://" in second
