@@ -87,14 +87,16 @@ def _reserve(identity: str, policy: Policy) -> None:
     now = utcnow()
     table = CredentialBudget.__table__
     row = table.c.identity == identity
-    # One short transaction of its own per step, apart from the request's session: every worker sees it at once.
-    with db.engine.begin() as connection:
+    # Short transactions of their own, apart from the request's session: every worker sees them at once.
+    with db.engine.connect() as connection:
+        known = connection.execute(select(table.c.identity).where(row)).first() is not None
+    if not known:
         try:
-            with connection.begin_nested():
+            with db.engine.begin() as connection:
                 connection.execute(insert(table).values(identity=identity, failures=0, in_flight=0,
                                                         last_attempt_at=now))
         except IntegrityError:
-            pass
+            pass  # another worker made the row meanwhile
     with db.engine.begin() as connection:
         connection.execute(update(table).where(row, table.c.last_attempt_at < now - policy.window)
                            .values(failures=0, in_flight=0))

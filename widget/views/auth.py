@@ -89,6 +89,8 @@ def signin() -> Response | tuple[str, int]:
     current = settings.load()
     policy = Policy.from_settings(current)
     user = _find_user(email)
+    if user is not None and user.disabled:
+        return _render_signin(REFUSED, 401, email=email)
     try:
         if user is not None and user.is_admin and user.admin_password_hash:
             # Administrators have a local password; it is never sent to Exchange, and guessing it is budgeted too.
@@ -98,8 +100,6 @@ def signin() -> Response | tuple[str, int]:
                 return _render_signin(REFUSED, 401, email=email)
             sign_in(user)
             return redirect(safe_next(request.form.get("next")))
-        if user is not None and user.disabled:
-            return _render_signin(REFUSED, 401, email=email)
         server = ServerConfig.from_settings(current, current_app.instance_path)
         login = exchange_login(email, domain)
         with credential_budget.attempt(login, policy):
