@@ -61,7 +61,7 @@ def _render_signin(error: str | None = None, status: int = 200, **values: str) -
 
 
 def _held(held: CredentialsHeld) -> tuple[str, int, dict[str, str]]:
-    page, _ = _render_signin(held.message, 429, email=request.form.get("email", "").strip())
+    page, _ = _render_signin(held.message, 429, email=request.form.get("email", "").strip()[:MAX_LENGTH])
     return page, 429, {"Retry-After": held.retry_after}
 
 
@@ -102,7 +102,8 @@ def signin() -> Response | tuple[str, int]:
             return redirect(safe_next(request.form.get("next")))
         server = ServerConfig.from_settings(current, current_app.instance_path)
         login = exchange_login(email, domain)
-        with credential_budget.attempt(login, policy):
+        # A right password without a mailbox costs as a wrong one: the budget must not tell them apart either.
+        with credential_budget.attempt(login, policy, also_failures=frozenset({"access"})):
             verify_user(server, email, login, password)
     except CredentialsHeld as held:
         return _held(held)
