@@ -103,7 +103,7 @@ def widget_child(spec: dict[str, Any]) -> dict[str, Any]:
     from widget import MIGRATIONS, create_app, settings
     from widget.extensions import db
     from widget.models import Email, User
-    from widget.secrets import encrypt
+    from widget.secret_box import encrypt
     from widget.sync.runner import run_sync
 
     app = create_app({"INSTANCE_PATH": spec["instance"], "WIDGET_AUTO_MIGRATE": False})
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(widget_child(json.loads(args.widget_child))))
         return
 
-    from widget.exchange.mailbox import BODY_BATCH, SUMMARY_FIELDS
+    from widget.exchange.ews.mailbox import BODY_BATCH, SUMMARY_FIELDS
 
     table: list[tuple[str, ...]] = [(
         "messages", "run", "stored", "s", "msg/s", "vs raw", "vs raw CPU", f"SyncFolderItems / ⌈N/{PAGE}⌉",

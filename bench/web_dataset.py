@@ -376,7 +376,7 @@ def generate(sizes: Sizes, now: datetime | None = None) -> Dataset:
     put(Task, ({
         "user_id": owner[0], "item_id": ids.item(), "change_key": ids.change_key(),
         "subject": f"Call back {ranked[zipf.pick(rng)].name}", "due_at": now + timedelta(days=rng.randint(-10, 30)),
-        "status": "Completed" if done else "NotStarted", "is_complete": done,
+        "status": "completed" if done else "not_started", "is_complete": done,
         "completed_at": now - timedelta(days=1) if done else None, "importance": "Normal", "notes": "",
         "seen_in_pass": 1, "created_at": now,
     } for owner in owners for done in (rng.random() < 0.5 for _ in range(sizes.tasks_per_user))))

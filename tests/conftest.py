@@ -15,7 +15,7 @@ from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Configura
 from exchangelib.protocol import BaseProtocol, close_connections
 from log_watch import LogCollector, leaks, secret_forms
 
-from widget.exchange.logs import keep_secrets_out_of_exchangelib_logs
+from widget.exchange.ews.logs import keep_secrets_out_of_exchangelib_logs
 from widget.sandbox import Sandbox
 
 _LOGS = LogCollector()

@@ -14,6 +14,13 @@ from werkzeug.routing import IntegerConverter
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def _asset_folder(name: str) -> str:
+    """Where the templates or static files are: inside the package once installed from a wheel (widget/templates),
+    beside it in a checkout (the top-level templates/ folder)."""
+    packaged = Path(__file__).parent / name
+    return str(packaged if packaged.is_dir() else Path(__file__).parent.parent / name)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the application. Loading it starts nothing: no server, no scheduler, no network."""
     from htmx_flask import Htmx
@@ -22,11 +29,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .cli import register_commands
     from .config import Settings
     from .extensions import csrf, db, limiter, login_manager, migrate
-    from .secrets import make_cipher
+    from .secret_box import make_cipher
     from .security import init_security
     from .views import register_blueprints
 
-    app = Flask(__name__, instance_relative_config=True, template_folder="../templates", static_folder="../static")
+    app = Flask(__name__, instance_relative_config=True, template_folder=_asset_folder("templates"),
+                static_folder=_asset_folder("static"))
     # An id in a URL beyond what the database's integer columns hold is a 404, like any id that does not exist.
     app.url_map.converters["int"] = DatabaseIdConverter
     test_config = test_config or {}
@@ -96,10 +104,10 @@ def _migrate_before_serving(app: Flask) -> None:
             with lock:
                 if not state["done"]:
                     if app.config["WIDGET_AUTO_MIGRATE"]:
-                        from flask_migrate import upgrade
+                        from .migrating import upgrade_database
 
                         with app.app_context():
-                            upgrade(directory=str(MIGRATIONS))
+                            upgrade_database(app)
                     if not app.testing:
                         warn_if_limits_are_not_shared(app.instance_path, app.config["RATELIMIT_STORAGE_URI"])
                     state["done"] = True

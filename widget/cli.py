@@ -1,7 +1,7 @@
 """The `flask --app widget ...` commands.
 
 create_app() registers these on every start, so this module imports only click and Flask at the top; each
-command imports what it needs (the sandbox, exchangelib, ...) when it runs.
+command imports what it needs (the sandbox, the mailbox adapters, ...) when it runs.
 """
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ def create_admin_command(email: str) -> None:
 
     An existing user with this address becomes an administrator; an existing administrator gets the new password.
     """
-    from flask_migrate import upgrade
+    from flask import current_app
     from werkzeug.security import generate_password_hash
 
-    from . import MIGRATIONS
     from .addresses import AddressError, normalise_address
     from .extensions import db
+    from .migrating import upgrade_database
     from .models import User
 
     try:
@@ -65,7 +65,7 @@ def create_admin_command(email: str) -> None:
     password = _read_new_password()
     if len(password) < 12:
         raise click.ClickException("choose a password of at least 12 characters")
-    upgrade(directory=str(MIGRATIONS))
+    upgrade_database(current_app)
     user = db.session.scalar(db.select(User).where(User.email == email))
     created = user is None
     if created:

@@ -37,19 +37,6 @@ def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None
     return direct
 
 
-def env_bool(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
-    """A yes/no setting: 1/true/yes/on or 0/false/no/off."""
-    value = env_value(name, environ)
-    if value is None or value == "":
-        return default
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"WIDGET_{name} must be true or false, not {value!r}")
-
-
 def _instance_secret(instance: Path, name: str, make: callable) -> str:
     """Read a generated secret from the instance folder, creating it (0600) on first start."""
     path = instance / name

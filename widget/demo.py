@@ -78,16 +78,16 @@ def prepare(app: Flask, sandbox: Sandbox, crm_origin: str | None = None) -> list
     Runs again on every start: the sandbox's port changes, and the administrator's password goes back to the one
     the README lists. Settings that the administrator changed otherwise are kept. Returns warnings to print.
     """
-    from flask_migrate import upgrade
     from werkzeug.security import check_password_hash, generate_password_hash
 
-    from . import MIGRATIONS, settings
+    from . import settings
     from .extensions import db
+    from .migrating import upgrade_database
     from .models import User
     from .sandbox.seed import DEMO_SERVICE_ACCOUNT
 
     with app.app_context():
-        upgrade(directory=str(MIGRATIONS))
+        upgrade_database(app)
         values: dict[str, Any] = {"ews_url": sandbox.url, "ews_auth": "NTLM"}
         current = settings.load()
         if not current.is_set("launch_secret"):

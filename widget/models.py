@@ -67,7 +67,7 @@ class User(UserMixin, db.Model):
     # Administrators sign in with a local password (hashed); users with their Exchange password.
     admin_password_hash: Mapped[str | None] = mapped_column(String(255))
     exchange_username: Mapped[str | None] = mapped_column(String(320))
-    exchange_password: Mapped[str | None] = mapped_column(Text)  # encrypted with widget.secrets
+    exchange_password: Mapped[str | None] = mapped_column(Text)  # encrypted with widget.secret_box
     status: Mapped[str] = mapped_column(String(20), default=UserStatus.NEW)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped on sign-out and password change: sessions carrying an older number end.
@@ -96,6 +96,63 @@ class User(UserMixin, db.Model):
     def has_password(self) -> bool:
         """Whether an Exchange password is stored for background sync."""
         return self.exchange_password is not None
+
+    @property
+    def password_refused(self) -> bool:
+        """Exchange refused the stored password: nothing may try it again until the user gives a new one."""
+        return self.has_password and self.status == UserStatus.NEEDS_PASSWORD
+
+    def authorize(self, login: str, encrypted_password: str, now: datetime) -> None:
+        """A password Exchange just accepted replaces the stored one; the account syncs (again) at once."""
+        self.exchange_username = login
+        self.exchange_password = encrypted_password
+        self.status = UserStatus.AUTHORIZED
+        self.authorized_at = self.sync_due_at = now
+
+    def mailbox_unreachable_reason(self, impersonation: bool, service_refused: bool) -> str | None:
+        """Why the widget will not reach this user's mailbox now, in words for the user; None when it may try.
+
+        `impersonation`: the administrator's setting; `service_refused`: Exchange refused the service account's
+        password (impersonated work stops until the administrator gives a new one)."""
+        if self.is_admin and not self.has_password:
+            return "Administrators have no Exchange mailbox in the widget: sign in as a user to do this."
+        if self.password_refused:
+            return "Exchange no longer accepts your stored password: update it first (Update Password)."
+        if self.has_password:
+            return None
+        if not impersonation:
+            return "Authorize with your Exchange password first."
+        if service_refused:
+            return ("Exchange refused the widget's service account, so nobody's mailbox can be reached through it "
+                    "until your administrator updates its password.")
+        return None
+
+    def status_label(self, impersonation: bool, service_refused: bool = False) -> str:
+        """The status shown to users and administrators."""
+        if self.disabled:
+            return "Disabled"
+        if self.password_refused:
+            return "Needs password"
+        if self.has_password:
+            return "Authorized"
+        if impersonation:
+            return "Paused: service account refused" if service_refused else "Impersonated"
+        return "Not authorized"
+
+    def note_refusal(self, refused_credentials: bool) -> None:
+        """After Exchange answered a request for this user: a refused password (the user's own, or the service
+        account's when impersonated) is never tried again. The user's own pauses this account until they give a new
+        one; the service account's pauses every impersonated account until the administrator does. Committed."""
+        if not refused_credentials:
+            return
+        if self.has_password:
+            self.status = UserStatus.NEEDS_PASSWORD
+            self.sync_due_at = None
+            db.session.commit()
+        else:
+            from .service_account import mark_refused
+
+            mark_refused()
 
 
 class Setting(db.Model):
@@ -331,7 +388,7 @@ class Task(db.Model):
     change_key: Mapped[str | None] = mapped_column(String(200))
     subject: Mapped[str] = mapped_column(Text, default="")
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(30), default="NotStarted")  # Exchange's task status words
+    status: Mapped[str] = mapped_column(String(30), default="not_started")  # a TaskStatus
     is_complete: Mapped[bool] = mapped_column(Boolean, default=False)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -23,6 +23,7 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from . import settings
 from .extensions import db, login_manager
+from .htmx import is_htmx
 from .models import User
 
 STATIC_CSP = (
@@ -124,7 +125,7 @@ def _load_user(session_id: str) -> User | None:
 @login_manager.unauthorized_handler
 def _unauthorized() -> Response:
     target = url_for("auth.signin", next=request.full_path.rstrip("?") if request.method == "GET" else None)
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         # A fragment request cannot follow a redirect into a page: tell htmx to load sign-in as a whole page.
         return htmx_response("", 401, redirect=target)
     return redirect(target)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from flask import g
 
-from . import secrets as secret_box
+from . import secret_box
 from .config import ConfigError, env_value
 from .extensions import db
 from .models import Setting

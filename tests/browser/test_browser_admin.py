@@ -139,3 +139,25 @@ def test_it_lets_someone_else_sign_in_in_the_same_window_after_embedding_is_turn
     authorize(page, "alice@contoso.com", PASSWORDS["alice@contoso.com"])
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     expect(page.locator(".who")).to_have_text("alice@contoso.com", timeout=2000)
+
+
+def test_it_walks_every_settings_section_by_the_menu_to_the_crm_directory_and_back(page: Page, crm, widget: Widget,
+                                                                                  screenshot):
+    frame = open_tab(page, crm, f"{widget.url}/signin")
+    authorize(frame, ADMIN_EMAIL, ADMIN_PASSWORD)
+    frame.get_by_role("link", name="Settings").click()
+    menu = frame.get_by_role("navigation", name="Settings")
+    labels = ["Exchange server", "Impersonation", "Sync settings", "Users", "CRM directory", "Sync history",
+              "Embedding"]
+    for label in labels:
+        menu.get_by_role("link", name=label, exact=True).click()
+        # Every section, the CRM directory and the sync history included, shows the same menu, its own entry current.
+        expect(menu.locator("a[aria-current=page]")).to_have_text(label)
+        expect(menu.get_by_role("link")).to_have_text(["Overview", *labels])
+    menu.get_by_role("link", name="CRM directory").click()
+    expect(frame.get_by_role("heading", name="CRM directory")).to_be_visible()
+    for size in ({"width": 1280, "height": 800}, {"width": 800, "height": 600}):
+        page.set_viewport_size(size)
+        screenshot(page, f"settings-crm-directory-{size['width']}")
+    menu.get_by_role("link", name="Sync history").click()
+    expect(menu.locator("a[aria-current=page]")).to_have_text("Sync history")

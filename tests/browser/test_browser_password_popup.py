@@ -7,7 +7,7 @@ from browser_helpers import Screenshot, Widget, authorize, open_tab
 from contoso import PASSWORDS
 from playwright.sync_api import Page, expect
 
-from widget.secrets import decrypt
+from widget.secret_box import decrypt
 
 ALICE = "alice@contoso.com"
 NEW_PASSWORD = "Alice-new-pw-2"

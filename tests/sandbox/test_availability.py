@@ -11,7 +11,7 @@ from exchangelib.errors import ErrorMailRecipientNotFound, TransportError
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
 from exchangelib.recurrence import DailyPattern, Recurrence
 
-from widget.exchange.availability import AvailabilityError, WorkingPeriod, get_availability
+from widget.exchange.ews.availability import AvailabilityError, WorkingPeriod, get_availability
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")

@@ -30,7 +30,7 @@ from exchangelib import (
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
 from exchangelib.properties import EWS_ID, AlternateId
 
-from widget.exchange.availability import get_availability
+from widget.exchange.ews.availability import get_availability
 
 MAILBOX_OPERATIONS = {
     "GetFolder",

@@ -18,8 +18,8 @@ from exchangelib.services import GetItem, SyncFolderItems
 from exchangelib.services.common import EWSService
 from exchangelib.transport import NOAUTH
 
-from widget.exchange.fast_parse import FastGetItem, FastSyncFolderItems, WholeBodyParsing
-from widget.exchange.mailbox import BODY_FIELDS, SUMMARY_FIELDS
+from widget.exchange.ews.fast_parse import FastGetItem, FastSyncFolderItems, WholeBodyParsing
+from widget.exchange.ews.mailbox import BODY_FIELDS, SUMMARY_FIELDS
 
 
 def _fields(names: tuple[str, ...]) -> set[FieldPath]:

@@ -10,10 +10,10 @@ import pytest
 from exchangelib import Account, Message
 from exchangelib.util import TNS, to_xml
 
-from widget.exchange.fast_parse import FastSyncFolderItems
-from widget.exchange.mailbox import (
+from widget.exchange.ews.fast_parse import FastSyncFolderItems
+from widget.exchange.ews.mailbox import (
     PAGE_SIZE,
-    MailboxPort,
+    EwsMail,
     MessageSummary,
     SummarySyncFolderItems,
     SyncPage,
@@ -28,7 +28,7 @@ SENDERS = [Mailbox("Sender0@Customer.Example", "Sender Zero"), Mailbox("zoe@exam
            Mailbox("ops@partner.example", "")]
 
 
-def _page_from_exchangelib_objects(port: MailboxPort, state: str | None) -> SyncPage:
+def _page_from_exchangelib_objects(port: EwsMail, state: str | None) -> SyncPage:
     """The page as the port built it before: exchangelib's Message objects, then summary_from_item."""
     service = FastSyncFolderItems(account=port.account)
     page = SyncPage()
@@ -77,11 +77,11 @@ def _fill_varied_inbox(store: Store, count: int) -> list:
 
 def test_it_reads_every_sync_page_and_its_changes_exactly_as_exchangelib_objects_did(sandbox, account):
     items = _fill_varied_inbox(sandbox.store, 600)
-    port = MailboxPort(account(ALICE))
+    port = EwsMail(account(ALICE))
 
     pages, state = [], None
     for _ in range(2):
-        page = port.sync_page(port.folder("inbox"), state)
+        page = port.sync_page("inbox", state)
         assert page == _page_from_exchangelib_objects(port, state)
         pages.append(page)
         state = page.sync_state
@@ -102,7 +102,7 @@ def test_it_reads_every_sync_page_and_its_changes_exactly_as_exchangelib_objects
     read.props["IsRead"] = True
     sandbox.store.touch(read, read_flag_only=True)
 
-    changes = port.sync_page(port.folder("inbox"), state)
+    changes = port.sync_page("inbox", state)
     assert changes == _page_from_exchangelib_objects(port, state)
     assert [(s.item_id, s.subject) for s in changes.changed] == [(updated.id, "Updated subject")]
     assert changes.deleted == [deleted.id] and changes.read_flags == [(read.id, True)] and changes.done

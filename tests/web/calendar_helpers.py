@@ -16,7 +16,7 @@ from sqlalchemy import text
 from widget.extensions import db
 from widget.models import SyncRun, User
 from widget.sandbox import Sandbox
-from widget.secrets import encrypt
+from widget.secret_box import encrypt
 from widget.sync.calendar_actions import MeetingDraft
 from widget.sync.runner import run_sync
 

@@ -11,7 +11,7 @@ from calendar_helpers import add_user, meeting, run_in, sent_log
 from exchangelib import EWSTimeZone
 
 from widget import settings
-from widget.exchange.connection import ExchangeProblem
+from widget.exchange.problems import ExchangeProblem
 from widget.extensions import db
 from widget.models import CalendarAttendee, CalendarItem, Task
 from widget.sync import calendar_actions

@@ -11,7 +11,7 @@ from exchangelib import Account, Attendee, CalendarItem, EWSDateTime, EWSTimeZon
 from exchangelib.recurrence import DailyPattern, Recurrence, WeeklyPattern
 
 from widget import settings
-from widget.exchange.connection import ExchangeProblem
+from widget.exchange.problems import ExchangeProblem
 from widget.extensions import db
 from widget.models import CalendarAttendee, FolderSync, User
 from widget.models import CalendarItem as Row

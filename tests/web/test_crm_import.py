@@ -20,7 +20,7 @@ from widget.extensions import db
 from widget.models import CrmAddress, CrmRecord, Email, FolderSync, User
 from widget.sandbox.delivery import deliver_message, message_defaults
 from widget.sandbox.items import Body, Mailbox
-from widget.secrets import encrypt
+from widget.secret_box import encrypt
 from widget.sync.runner import run_sync
 
 ALICE = "alice@contoso.com"

@@ -12,11 +12,12 @@ from web_helpers import csrf_token, post, signed_in
 
 from widget import settings
 from widget.crm.matching import SENT_PLACEHOLDER_PREFIX, reconcile_sent_copy, record_sent_email
+from widget.exchange.factory import mailbox_for
 from widget.extensions import db
 from widget.models import CrmAddress, CrmRecord, Email, User, UserStatus
 from widget.sandbox.delivery import deliver_message, message_defaults
 from widget.sandbox.items import Attachment, Body, Mailbox
-from widget.sync.runner import mailbox_for, run_sync
+from widget.sync.runner import run_sync
 
 ALICE, BOB, CAROL = "alice@contoso.com", "bob@contoso.com", "carol@contoso.com"
 LENA, MAX, LEAD, INFO, OTHER = ("lena@acme.example", "max@acme.example", "lead@prospect.example",
@@ -519,7 +520,7 @@ def test_it_reconciles_a_sent_copy_without_our_message_id_by_subject_recipients_
         placeholder = record_sent_email(user, subject="Sent without an id", body_text="text", to=[(CAROL, "")],
                                         cc=[], message_id=None)
         port = mailbox_for(user, settings.load())
-        page = port.sync_page(port.folder("sentitems"), None)
+        page = port.sync_page("sentitems", None)
         claimed = reconcile_sent_copy(user, "sentitems", page.changed)
         assert list(claimed.values()) == [placeholder]
         assert placeholder.item_id == page.changed[0].item_id and placeholder.change_key is None

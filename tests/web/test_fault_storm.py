@@ -23,7 +23,7 @@ from typing import Any
 from flask import Flask
 
 from widget import settings
-from widget.exchange.mailbox import BODY_BATCH
+from widget.exchange.ews.mailbox import BODY_BATCH
 from widget.extensions import db
 from widget.models import CalendarItem, Email, FolderSync, SyncRun, Task, User, UserStatus
 from widget.sandbox import Sandbox, Store
@@ -31,7 +31,7 @@ from widget.sandbox.delivery import calendar_defaults, deliver_message, message_
 from widget.sandbox.faults import FAULT_KINDS
 from widget.sandbox.items import Body, Mailbox
 from widget.sandbox.seed import seed_messages
-from widget.secrets import encrypt
+from widget.secret_box import encrypt
 from widget.sync.dispatch import Dispatcher
 
 ACCOUNTS = 10

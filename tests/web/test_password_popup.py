@@ -7,7 +7,7 @@ from web_helpers import csrf_token
 
 from widget.extensions import db
 from widget.models import User
-from widget.secrets import decrypt
+from widget.secret_box import decrypt
 
 
 def _alice(app) -> User:

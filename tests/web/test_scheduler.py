@@ -14,7 +14,7 @@ from contoso import PASSWORDS
 
 from widget.extensions import db
 from widget.models import SyncRun, User
-from widget.secrets import encrypt
+from widget.secret_box import encrypt
 from widget.sync.dispatch import CLAIM_TIMEOUT, DeploymentLock, Dispatcher, claim, due_accounts
 
 ROOT = Path(__file__).resolve().parents[2]

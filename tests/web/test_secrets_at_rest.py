@@ -44,7 +44,7 @@ def test_it_stores_no_password_readably(app, sign_in):
 
 
 def test_it_takes_authorization_headers_and_soap_out_of_exchangelib_logs():
-    from widget.exchange.logs import keep_secrets_out_of_exchangelib_logs
+    from widget.exchange.ews.logs import keep_secrets_out_of_exchangelib_logs
 
     keep_secrets_out_of_exchangelib_logs()
     collector = LogCollector()

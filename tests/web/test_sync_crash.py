@@ -40,7 +40,7 @@ from flask_migrate import upgrade
 from sqlalchemy import func
 
 from widget import MIGRATIONS, create_app, settings
-from widget.exchange.mailbox import BODY_BATCH
+from widget.exchange.ews.mailbox import BODY_BATCH
 from widget.extensions import db
 from widget.models import Email, FolderSync, User
 from widget.sandbox import Store
@@ -48,7 +48,7 @@ from widget.sandbox.delivery import message_defaults
 from widget.sandbox.items import Body, Item, Mailbox
 from widget.sandbox.schema import schema_available
 from widget.sandbox.seed import seed_messages
-from widget.secrets import encrypt
+from widget.secret_box import encrypt
 from widget.sync.dispatch import CLAIM_TIMEOUT
 
 ALICE, BOB = "alice@contoso.com", "bob@contoso.com"

@@ -20,11 +20,11 @@ from .directory import MODULES
 
 
 def _migrate() -> None:
-    from flask_migrate import upgrade
+    from flask import current_app
 
-    from .. import MIGRATIONS
+    from ..migrating import upgrade_database
 
-    upgrade(directory=str(MIGRATIONS))
+    upgrade_database(current_app)
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:

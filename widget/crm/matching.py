@@ -37,9 +37,10 @@ from ..models import (
     FolderSync,
     User,
 )
+from ..text_search import LIKE_ESCAPE, contains
 
 if TYPE_CHECKING:
-    from ..exchange.mailbox import MessageSummary
+    from ..exchange.values import MessageSummary
 
 SENT_PLACEHOLDER_PREFIX = "widget-sent:"
 SENT_FOLDER = "sentitems"
@@ -60,16 +61,6 @@ class RecordPage:
     def pages(self) -> int:
         """How many pages there are (at least one)."""
         return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_previous(self) -> bool:
-        """Whether there is a newer page."""
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        """Whether there is an older page."""
-        return self.page < self.pages
 
 
 @dataclass
@@ -135,18 +126,13 @@ def _copy_rank(user: User) -> ColumnElement[int]:
     ))
 
 
-def _like(query: str) -> str:
-    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _search(query: str) -> ColumnElement[bool]:
-    like = _like(query.strip())
+    like = contains(query.strip())
     return or_(
-        Email.subject.ilike(like, escape="\\"),
-        Email.sender_name.ilike(like, escape="\\"),
-        Email.sender_address.ilike(like, escape="\\"),
-        exists().where(EmailAddress.email_id == Email.id, EmailAddress.address.ilike(like, escape="\\")),
+        Email.subject.ilike(like, escape=LIKE_ESCAPE),
+        Email.sender_name.ilike(like, escape=LIKE_ESCAPE),
+        Email.sender_address.ilike(like, escape=LIKE_ESCAPE),
+        exists().where(EmailAddress.email_id == Email.id, EmailAddress.address.ilike(like, escape=LIKE_ESCAPE)),
     )
 
 

@@ -1,6 +1,6 @@
 """Email bodies, fetched when they are first needed rather than with every page of a sync.
 
-SyncFolderItems cannot return a message's body, so each body costs GetItem requests (up to 100 messages each).
+A page of changes carries no message bodies, so bodies cost requests of their own (up to 100 messages each).
 Fetching every stored body during a first sync would more than double its requests for a mailbox of thousands
 of matching messages, most of which nobody opens. So:
 
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..exchange.mailbox import BODY_BATCH, MailboxPort, MessageBody
+from ..exchange.port import MailboxPort
+from ..exchange.values import MessageBody
 from ..extensions import db
 from ..models import Email, User
 
@@ -41,14 +42,14 @@ def fetch_bodies(emails: Sequence[Email], port: MailboxPort) -> list[Email]:
 
 
 def prefetch_newest(user: User, folder: str, port: MailboxPort) -> int:
-    """After a folder's pages: fetch the bodies that its newest 100 stored emails lack (at most one GetItem),
+    """After a folder's pages: fetch the bodies that its newest stored emails lack (at most one request),
     committed. Returns how many were asked for.
 
     Only among the newest: a sync that found nothing new asks for nothing (older mail is fetched when opened).
     """
     newest = db.session.execute(
         db.select(Email.id, Email.body_fetched).where(Email.user_id == user.id, Email.folder == folder)
-        .order_by(Email.received_at.desc(), Email.id.desc()).limit(BODY_BATCH)).all()
+        .order_by(Email.received_at.desc(), Email.id.desc()).limit(port.bodies_per_request)).all()
     waiting_ids = [email_id for email_id, fetched in newest if not fetched]
     if waiting_ids:  # (the rows themselves only then: a sync with nothing new reads no body)
         waiting = db.session.scalars(db.select(Email).where(Email.id.in_(waiting_ids))).all()

@@ -1,11 +1,11 @@
 """Calendar sync: Exchange's changes to the widget, page by page, series through their occurrences, never an
 invitation or cancellation to anyone.
 
-Each SyncFolderItems page of the Calendar folder is stored with its new sync state in ONE transaction (the page
-driver of pages.py, shared with the email sync): single items and series' masters are upserted on (user, item id),
-an unchanged ChangeKey is skipped without fetching anything, deletes are idempotent, and a full pass deletes
-nothing until it completes. What a page reports as changed is fetched in GetItem batches; a changed series is
-expanded into its occurrences (modified ones included) with a CalendarView over the sync window — from the start
+Each page of the Calendar folder's changes is stored with its new sync state in ONE transaction (the page driver of
+pages.py, shared with the email sync): single items and series are upserted on (user, item id), an unchanged
+version (change key) is skipped without fetching anything, deletes are idempotent, and a full pass deletes nothing
+until it completes. What a page reports as changed is fetched in batches; a changed series is expanded into its
+occurrences (modified ones included) over the sync window — from the start
 of the history window to a year ahead — in the same transaction as its master. The window moves with time: on the
 first sync of a new day every series is expanded again.
 
@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..exchange.calendar import CalendarPort, ChangesPage, EditConflict, Event, ItemGone, ItemStamp
+from ..exchange.port import MailboxPort
+from ..exchange.problems import EditConflict, ItemGone
+from ..exchange.values import ChangesPage, Event, ItemKind, ItemStamp, Response
 from ..extensions import db
 from ..models import CalendarAttendee, CalendarItem, FolderSync, User
 from .calendar_rows import (
@@ -70,7 +72,7 @@ class SyncRules:
 class _Page:
     """One page's work: the rows it touches and what it changed."""
 
-    def __init__(self, user: User, state: FolderSync, port: CalendarPort, rules: SyncRules, result: FolderResult,
+    def __init__(self, user: User, state: FolderSync, port: MailboxPort, rules: SyncRules, result: FolderResult,
                  now: datetime):
         self.user, self.state, self.port, self.rules, self.result, self.now = user, state, port, rules, result, now
 
@@ -109,7 +111,7 @@ class _Page:
     def wanted(self, stamp: ItemStamp) -> bool:
         """Whether an item not stored yet should be: every series (its occurrences decide), and single items that
         end inside the window or after it."""
-        if stamp.item_type == "RecurringMaster":
+        if stamp.kind == ItemKind.SERIES:
             return True
         return stamp.end is None or stamp.end >= self.rules.window_start
 
@@ -143,7 +145,7 @@ class _Page:
                 self.create(event)
             elif self.merge(row, event):
                 self.result.updated += 1
-            if event.item_type == "RecurringMaster":
+            if event.is_series:
                 changed_series[item_id] = event
             elif was_series:  # no longer recurring: its occurrences go
                 self.result.deleted += _delete(user, CalendarItem.series_item_id == item_id, with_occurrences=False)
@@ -205,10 +207,10 @@ def _finish_full_pass(user: User, state: FolderSync, result: FolderResult) -> No
 def _master_event(row: CalendarItem) -> Event:
     """A stored master as the view needs it (its UID, and what its occurrences inherit)."""
     return Event(
-        item_id=row.item_id, change_key=row.change_key or "", item_type="RecurringMaster", uid=row.uid or "",
+        item_id=row.item_id, change_key=row.change_key or "", kind=ItemKind.SERIES, uid=row.uid or "",
         subject=row.subject, location=row.location, start=row.start_at, end=row.end_at, is_all_day=row.is_all_day,
         time_zone=row.time_zone, organizer=row.organizer_address,
-        attendees=tuple((a[0], a[1], a[2] if len(a) > 2 else "Unknown") for a in row.attendees or []),
+        attendees=tuple((a[0], a[1], a[2] if len(a) > 2 else Response.UNKNOWN) for a in row.attendees or []),
         reminder_minutes=row.reminder_minutes if row.reminder_enabled else None, notes=row.notes,
         is_cancelled=row.is_cancelled, last_modified=row.changed_in_exchange_at,
     )
@@ -224,7 +226,7 @@ def _move_window(user: User, state: FolderSync, page: _Page) -> None:
     db.session.commit()
 
 
-def sync_calendar(user: User, port: CalendarPort, rules: SyncRules, *, progress: Progress | None = None,
+def sync_calendar(user: User, port: MailboxPort, rules: SyncRules, *, progress: Progress | None = None,
                   now: datetime | None = None) -> FolderResult:
     """Sync the user's Calendar folder until Exchange says it is up to date."""
     now = now or datetime.now(UTC)

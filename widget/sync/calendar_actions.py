@@ -28,16 +28,10 @@ from typing import TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import settings
-from ..exchange.calendar import (
-    CalendarPort,
-    EditConflict,
-    EventFields,
-    ItemGone,
-    TaskFields,
-    canonical_zone,
-    stored_span,
-)
-from ..exchange.connection import ExchangeProblem
+from ..exchange.factory import mailbox_for
+from ..exchange.port import MailboxPort
+from ..exchange.problems import EditConflict, ExchangeProblem, ItemGone
+from ..exchange.values import IMPORTANCES, EventFields, Response, TaskFields, TaskStatus
 from ..extensions import db
 from ..local_time import user_zone
 from ..models import CalendarItem, Task, User
@@ -53,10 +47,8 @@ from .calendar_rows import (
     widget_wins_now,
 )
 from .pages import current_pass
-from .runner import mailbox_for
 
 KINDS = ("meeting", "appointment")
-IMPORTANCES = ("Low", "Normal", "High")
 Row = TypeVar("Row", CalendarItem, Task)
 
 
@@ -124,8 +116,8 @@ def _check_task(draft: TaskDraft) -> None:
             raise ValueError("due and reminder times must be timezone-aware")
 
 
-def _port(user: User, current: settings.WidgetSettings) -> CalendarPort:
-    return CalendarPort(mailbox_for(user, current))
+def _port(user: User, current: settings.WidgetSettings) -> MailboxPort:
+    return mailbox_for(user, current)
 
 
 def _stored(what: str, store: Callable[[], Row], stored_meanwhile: Callable[[], Row | None] | None = None) -> Row:
@@ -155,15 +147,16 @@ def _fields(draft: MeetingDraft) -> EventFields:
                        reminder_minutes=draft.reminder_minutes, notes=draft.notes)
 
 
-def _draft_onto(row: CalendarItem, draft: MeetingDraft, stored_start: datetime, stored_end: datetime) -> None:
+def _draft_onto(row: CalendarItem, draft: MeetingDraft, stored_start: datetime, stored_end: datetime,
+                time_zone: str) -> None:
     fields = _fields(draft)
     row.kind = "meeting" if fields.attendees else "appointment"
     row.subject = draft.subject
     row.location = draft.location
     row.start_at, row.end_at = stored_start, stored_end
     row.is_all_day = draft.all_day
-    row.time_zone = canonical_zone(draft.time_zone)
-    row.attendees = [[address, name, "Unknown"] for address, name in fields.attendees]
+    row.time_zone = time_zone
+    row.attendees = [[address, name, Response.UNKNOWN.value] for address, name in fields.attendees]
     row.reminder_enabled = draft.reminder_minutes is not None
     row.reminder_minutes = draft.reminder_minutes
     row.notes = draft.notes
@@ -178,7 +171,7 @@ def schedule(user: User, draft: MeetingDraft) -> CalendarItem:
     uid = uuid.uuid4().hex.upper()
     item_id, change_key = port.create_event(_fields(draft), invite=draft.kind == "meeting", uid=uid)
     now = datetime.now(UTC)
-    start, end = stored_span(_fields(draft))
+    start, end = port.stored_span(_fields(draft))
 
     def stored_meanwhile() -> CalendarItem | None:
         return db.session.scalar(db.select(CalendarItem).where(CalendarItem.user_id == user.id,
@@ -191,7 +184,7 @@ def schedule(user: User, draft: MeetingDraft) -> CalendarItem:
         row = CalendarItem(user_id=user.id, item_id=item_id, change_key=change_key, uid=uid,
                            organizer_address=user.email.lower(), changed_in_widget_at=now,
                            changed_in_exchange_at=now, seen_in_pass=current_pass(user, CALENDAR_FOLDER))
-        _draft_onto(row, draft, start, end)
+        _draft_onto(row, draft, start, end, port.canonical_zone(draft.time_zone))
         db.session.add(row)
         db.session.flush()
         set_attendee_rows(row)
@@ -200,7 +193,7 @@ def schedule(user: User, draft: MeetingDraft) -> CalendarItem:
     return _stored(draft.kind, store, stored_meanwhile)
 
 
-def _refresh_event(port: CalendarPort, user: User, row: CalendarItem) -> None:
+def _refresh_event(port: MailboxPort, user: User, row: CalendarItem) -> None:
     """Take Exchange's version of the item (after losing a conflict), or forget the item if Exchange has none."""
     event = dict(port.events([row.item_id])).get(row.item_id)
     if event is None:
@@ -232,12 +225,12 @@ def update_calendar_item(user: User, item: CalendarItem, draft: MeetingDraft) ->
     except ItemGone:
         _forget(item)
         raise ExchangeProblem("gone", "This item no longer exists in Exchange; it was removed here too.") from None
-    start, end = stored_span(fields)
+    start, end = port.stored_span(fields)
     now = datetime.now(UTC)
 
     def store() -> CalendarItem:
         item.item_id, item.change_key = item_id, change_key
-        _draft_onto(item, draft, start, end)
+        _draft_onto(item, draft, start, end, port.canonical_zone(draft.time_zone))
         item.changed_in_widget_at = now
         set_attendee_rows(item)
         return item
@@ -284,7 +277,8 @@ def _task_onto(user: User, row: Task, fields: TaskFields, now: datetime) -> None
     if fields.complete and not row.is_complete:
         row.completed_at = now
     row.is_complete = fields.complete
-    row.status = "Completed" if fields.complete else ("NotStarted" if row.status == "Completed" else row.status)
+    row.status = TaskStatus.COMPLETED if fields.complete else (
+        TaskStatus.NOT_STARTED if row.status == TaskStatus.COMPLETED else row.status)
     if not fields.complete:
         row.completed_at = None
 
@@ -305,7 +299,7 @@ def create_task(user: User, draft: TaskDraft) -> Task:
         already = stored_meanwhile()
         if already is not None:
             return already
-        row = Task(user_id=user.id, item_id=item_id, change_key=change_key, status="NotStarted",
+        row = Task(user_id=user.id, item_id=item_id, change_key=change_key, status=TaskStatus.NOT_STARTED,
                    changed_in_widget_at=now, changed_in_exchange_at=now,
                    seen_in_pass=current_pass(user, TASKS_FOLDER))
         _task_onto(user, row, fields, now)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from ..exchange.calendar import Event, EventFields, TaskData, TaskFields
+from ..exchange.values import Event, EventFields, TaskData, TaskFields
 from ..extensions import db
 from ..models import CalendarAttendee, CalendarItem, Task
 
@@ -66,7 +66,7 @@ def apply_event(row: CalendarItem, event: Event, *, now: datetime, series_item_i
     row.change_key = event.change_key
     row.uid = event.uid or row.uid
     row.series_item_id = series_item_id
-    row.is_recurring_master = event.item_type == "RecurringMaster"
+    row.is_recurring_master = event.is_series
     row.kind = "meeting" if event.is_meeting else "appointment"
     row.subject = event.subject
     row.location = event.location

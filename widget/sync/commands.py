@@ -11,15 +11,15 @@ from flask.cli import with_appcontext
 @with_appcontext
 def sync_command(email: str) -> None:
     """Sync one account now (as the scheduler would) and print what changed, folder by folder."""
-    from flask_migrate import upgrade
+    from flask import current_app
 
-    from .. import MIGRATIONS
     from ..extensions import db
+    from ..migrating import upgrade_database
     from ..models import User
     from .dispatch import claim, release
     from .runner import run_sync
 
-    upgrade(directory=str(MIGRATIONS))
+    upgrade_database(current_app)
     user = db.session.scalar(db.select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise click.ClickException(f"no account {email}: the user must authorize in the widget first")

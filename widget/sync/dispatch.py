@@ -33,11 +33,11 @@ CLAIM_TIMEOUT = timedelta(minutes=10)  # far longer than one page takes, even fr
 POOL_SIZE = 4  # accounts synced at once: well under Exchange's ~10 concurrent requests per service account
 
 
-def advisory_lock_key(connection: Connection) -> int:
-    """The PostgreSQL advisory lock key of the deployment whose tables `connection` sees: one per database and
-    schema (advisory locks are shared by every schema of a database), the same in every process."""
+def advisory_lock_key(connection: Connection, purpose: str = "scheduler") -> int:
+    """The PostgreSQL advisory lock key of the deployment whose tables `connection` sees, for one purpose: one per
+    database and schema (advisory locks are shared by every schema of a database), the same in every process."""
     database, schema = connection.execute(text("SELECT current_database(), current_schema()")).one()
-    digest = hashlib.blake2b(f"exchange-widget scheduler {database} {schema}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"exchange-widget {purpose} {database} {schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)  # pg_try_advisory_lock takes a bigint
 
 

@@ -1,4 +1,4 @@
-"""Email sync: Exchange → the widget, one SyncFolderItems page at a time, each page committed with its state.
+"""Email sync: Exchange → the widget, one page of changes at a time, each page committed with its state.
 
 For each folder: ask for the next page since the stored sync state; decide which messages to keep (not
 excluded; matching a CRM record unless the administrator stores all mail; inside the history window on a
@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..crm.matching import reconcile_sent_copy
-from ..exchange.mailbox import MailboxPort, MessageSummary, SyncPage
+from ..exchange.port import MailboxPort
+from ..exchange.values import MessageSummary, SyncPage
 from ..extensions import db
 from ..models import CrmAddress, Email, EmailAddress, FolderSync, User
 from .bodies import prefetch_newest
@@ -214,7 +215,6 @@ def sync_folder(user: User, folder: str, port: MailboxPort, rules: MailRules, *,
     """Sync one folder until Exchange says it is up to date."""
     now = now or datetime.now(UTC)
     result = FolderResult(folder=folder)
-    exchange_folder = port.folder(folder)
     handled = 0
 
     def store(state: FolderSync, page: SyncPage) -> None:
@@ -224,7 +224,7 @@ def sync_folder(user: User, folder: str, port: MailboxPort, rules: MailRules, *,
         if progress:
             progress(folder, handled)
 
-    run = PagesRun(read_page=lambda sync_state: port.sync_page(exchange_folder, sync_state), store_page=store,
+    run = PagesRun(read_page=lambda sync_state: port.sync_page(folder, sync_state), store_page=store,
                    finish_full_pass=lambda state: _finish_full_pass(user, folder, state, result))
     run.run(user, folder)
     result.pages, result.full_pass = run.pages, run.full_pass

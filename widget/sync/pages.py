@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from ..exchange.mailbox import SyncStateInvalid
+from ..exchange.problems import SyncStateInvalid
 from ..extensions import db
 from ..models import FolderSync, User
 

@@ -15,17 +15,15 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import settings
-from ..exchange.calendar import CalendarPort
-from ..exchange.connection import ExchangeProblem, ServerConfig, account_for, exchange_login, explain
-from ..exchange.mailbox import MailboxPort
+from .. import service_account, settings
+from ..exchange.factory import mailbox_for
+from ..exchange.port import MailboxPort
+from ..exchange.problems import ExchangeProblem
 from ..extensions import db
-from ..models import SyncRun, User, UserStatus
-from ..secrets import decrypt
+from ..models import SyncRun, User
 from .calendar import SyncRules, sync_calendar
 from .calendar_rows import CALENDAR_FOLDER, TASKS_FOLDER
 from .email import FolderResult, MailRules, Progress, sync_mail
@@ -37,26 +35,15 @@ DEFAULT_BACK_OFF = timedelta(seconds=60)
 MAILBOX_MOVE_RETRY = timedelta(minutes=5)
 MAX_BACK_OFF = timedelta(hours=1)
 DATABASE_PROBLEM = "The widget's database could not store this sync's changes; nothing was lost, it runs again later."
+UNEXPECTED_PROBLEM = "Exchange answered with an error. Try again later, or tell your administrator."
 
 
 @dataclass(frozen=True)
 class Outcome:
     """How a run ended, in a word for code and a sentence for people."""
 
-    kind: str  # ok, off, needs_password, throttled, mailbox_moving, error
+    kind: str  # ok, off, needs_password, service_refused, throttled, mailbox_moving, error
     message: str
-
-
-def mailbox_for(user: User, current: settings.WidgetSettings) -> MailboxPort:
-    """The user's mailbox: with their stored password, or through the service account when impersonation is on."""
-    server = ServerConfig.from_settings(current, current_app.instance_path)
-    if user.has_password:
-        username = user.exchange_username or user.email
-        return MailboxPort(account_for(server, user.email, username, decrypt(user.exchange_password)))
-    if current.impersonation and current.service_username and current.service_password:
-        login = exchange_login(current.service_username, current.service_domain)
-        return MailboxPort(account_for(server, user.email, login, current.service_password, impersonate=True))
-    raise ExchangeProblem("credentials", "No Exchange password is stored for this account: authorize first.")
 
 
 def run_sync(user: User, *, progress: Progress | None = None, now: datetime | None = None) -> SyncRun:
@@ -99,9 +86,9 @@ def run_sync(user: User, *, progress: Progress | None = None, now: datetime | No
             if not current.email_sync_off_reason:
                 results += sync_mail(user, port, MailRules.from_settings(current), folders, progress=report).folders
             if calendar_rules.pulls:
-                results.append(sync_calendar(user, CalendarPort(port), calendar_rules, progress=report, now=now))
+                results.append(sync_calendar(user, port, calendar_rules, progress=report, now=now))
             if task_rules.pulls:
-                results.append(sync_tasks(user, CalendarPort(port), task_rules, current, progress=report, now=now))
+                results.append(sync_tasks(user, port, task_rules, current, progress=report, now=now))
             run.created, run.updated, run.deleted = (sum(r.created for r in results), sum(r.updated for r in results),
                                                      sum(r.deleted for r in results))
             summary = f"{run.created} new, {run.updated} changed, {run.deleted} removed"
@@ -111,10 +98,12 @@ def run_sync(user: User, *, progress: Progress | None = None, now: datetime | No
             user.sync_failures = 0
     except ExchangeProblem as problem:
         db.session.rollback()
-        if problem.kind in ("credentials", "locked"):
-            # Never retried with the same password: the account leaves the schedule until the user gives one.
-            outcome = Outcome("needs_password", problem.message)
-            user.status = UserStatus.NEEDS_PASSWORD
+        if problem.refused_credentials or problem.kind == "service_refused":
+            # Never retried with the same password: the account (or, for the service account's password, every
+            # impersonated account) leaves the schedule until someone gives a new one.
+            user.note_refusal(problem.refused_credentials)
+            outcome = (Outcome("needs_password", problem.message) if user.has_password
+                       else Outcome("service_refused", service_account.REFUSED_MESSAGE))
             next_due = None
         elif problem.kind == "throttled":
             next_due = now + (timedelta(seconds=problem.back_off) if problem.back_off else DEFAULT_BACK_OFF)
@@ -132,7 +121,7 @@ def run_sync(user: User, *, progress: Progress | None = None, now: datetime | No
         log.warning("sync of account %s failed: %s", user.id, type(error).__name__, exc_info=True)
         user.sync_failures = (user.sync_failures or 0) + 1
         next_due = now + min(DEFAULT_BACK_OFF * 2 ** (user.sync_failures - 1), MAX_BACK_OFF)
-        outcome = Outcome("error", DATABASE_PROBLEM if isinstance(error, SQLAlchemyError) else explain(error).message)
+        outcome = Outcome("error", DATABASE_PROBLEM if isinstance(error, SQLAlchemyError) else UNEXPECTED_PROBLEM)
     finished = datetime.now(UTC)
     run.finished_at = finished
     run.progress = None

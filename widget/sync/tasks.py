@@ -1,7 +1,7 @@
 """Task sync: the Tasks folder's changes to the widget, page by page, with the same guarantees as the calendar's.
 
-Each SyncFolderItems page is stored with its sync state in one transaction (pages.py); tasks are upserted on (user,
-item id), an unchanged ChangeKey is skipped, deletes are idempotent, a full pass deletes nothing until it completes.
+Each page of changes is stored with its sync state in one transaction (pages.py); tasks are upserted on (user,
+item id), an unchanged version is skipped, deletes are idempotent, a full pass deletes nothing until it completes.
 A first pass leaves out tasks completed before the history window. When both sides changed a task, the conflict
 rule decides (calendar_rows); the widget's version, when it wins, is written back to Exchange.
 """
@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..exchange.calendar import CalendarPort, ChangesPage, EditConflict, ItemGone, TaskData
+from ..exchange.port import MailboxPort
+from ..exchange.problems import EditConflict, ItemGone
+from ..exchange.values import ChangesPage, TaskData
 from ..extensions import db
 from ..local_time import user_zone
 from ..models import FolderSync, Task, User
@@ -22,7 +24,7 @@ from .email import FolderResult
 from .pages import PagesRun
 
 
-def _merge(row: Task, data: TaskData, port: CalendarPort, rules: SyncRules, zone: ZoneInfo, now: datetime) -> bool:
+def _merge(row: Task, data: TaskData, port: MailboxPort, rules: SyncRules, zone: ZoneInfo, now: datetime) -> bool:
     """Bring a stored task and Exchange's changed version together; True if the row's content changed."""
     if same_task(row, data, zone):
         row.change_key = data.change_key
@@ -41,7 +43,7 @@ def _merge(row: Task, data: TaskData, port: CalendarPort, rules: SyncRules, zone
     return True
 
 
-def _store_page(user: User, state: FolderSync, page: ChangesPage, port: CalendarPort, rules: SyncRules,
+def _store_page(user: User, state: FolderSync, page: ChangesPage, port: MailboxPort, rules: SyncRules,
                 result: FolderResult, now: datetime, zone: ZoneInfo) -> None:
     """Apply one page and store its sync state, in one transaction."""
     ids = [stamp.item_id for stamp in page.changed]
@@ -77,7 +79,7 @@ def _store_page(user: User, state: FolderSync, page: ChangesPage, port: Calendar
     db.session.commit()
 
 
-def sync_tasks(user: User, port: CalendarPort, rules: SyncRules, current: Any, *,
+def sync_tasks(user: User, port: MailboxPort, rules: SyncRules, current: Any, *,
                progress: Progress | None = None, now: datetime | None = None) -> FolderResult:
     """Sync the user's Tasks folder until Exchange says it is up to date."""
     now = now or datetime.now(UTC)

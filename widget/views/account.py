@@ -4,26 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user
 
 from .. import credential_budget, settings
 from ..credential_budget import CredentialsHeld, Policy
 from ..extensions import db, limiter
-from ..models import UserStatus
-from ..secrets import encrypt
+from ..htmx import page_popup_or_form
+from ..secret_box import encrypt
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
 
 def _form(error: str | None = None, status: int = 200, done: bool = False) -> ResponseReturnValue:
-    if not request.headers.get("HX-Request"):
-        template = "account/password.html"
-    elif request.method == "GET":
-        template = "account/password_modal.html"
-    else:
-        template = "account/_password_form.html"  # the form swaps itself inside the open popup
+    template = page_popup_or_form("account/password.html", "account/password_modal.html", "account/_password_form.html")
     return render_template(template, error=error, done=done,
                            impersonated=settings.load().impersonation and not current_user.has_password), status
 
@@ -35,7 +30,8 @@ def password() -> ResponseReturnValue:
     """Update Password: the new password is checked against Exchange before it replaces the stored one."""
     if request.method == "GET":
         return _form()
-    from ..exchange.connection import ExchangeProblem, ServerConfig, verify_user
+    from ..exchange.factory import check_credentials
+    from ..exchange.problems import ExchangeProblem
 
     new_password = request.form.get("password", "")
     if not new_password:
@@ -43,9 +39,8 @@ def password() -> ResponseReturnValue:
     current = settings.load()
     login = current_user.exchange_username or current_user.email
     try:
-        server = ServerConfig.from_settings(current, current_app.instance_path)
         with credential_budget.attempt(login, Policy.from_settings(current)):
-            verify_user(server, current_user.email, login, new_password)
+            check_credentials(current, current_user.email, login, new_password)
     except CredentialsHeld as held:
         return _form(held.message, 429)
     except ExchangeProblem as problem:
@@ -54,9 +49,7 @@ def password() -> ResponseReturnValue:
         status = {"credentials": 422, "locked": 403, "access": 403}.get(problem.kind, 503)
         return _form(problem.message, status)
     user = current_user._get_current_object()
-    user.exchange_password = encrypt(new_password)
-    user.status = UserStatus.AUTHORIZED
-    user.sync_due_at = datetime.now(UTC)
+    user.authorize(login, encrypt(new_password), datetime.now(UTC))
     # Other sessions end; this one carries on with the new session version.
     user.session_version += 1
     db.session.commit()

@@ -16,7 +16,7 @@ import ssl
 import tempfile
 from collections.abc import Callable, Iterator
 from functools import wraps
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import available_timezones
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -24,15 +24,13 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from sqlalchemy import func, or_
 
-from .. import credential_budget, settings
+from .. import credential_budget, service_account, settings
 from ..credential_budget import CredentialsHeld, Policy
 from ..extensions import db, limiter
+from ..htmx import is_htmx
 from ..models import CalendarItem, Email, Task, User
 from ..settings import EWS_VERSIONS, FIELDS, FIELDS_BY_KEY, SYNC_TYPE_LABELS, SettingsError, WidgetSettings
-from .dashboard import user_status
-
-if TYPE_CHECKING:
-    from ..exchange.diagnostics import Diagnosis
+from ..text_search import LIKE_ESCAPE, contains
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -55,14 +53,6 @@ CHOICE_LABELS = {
     "latest_wins": "The latest change wins",
 }
 
-SECTIONS = (
-    ("admin.server", "Exchange server"),
-    ("admin.impersonation", "Impersonation"),
-    ("admin.sync", "Sync settings"),
-    ("admin.users", "Users"),
-    ("history.index", "Sync history"),
-    ("admin.embedding", "Embedding"),
-)
 
 
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -87,7 +77,7 @@ def forbidden(error: Exception) -> ResponseReturnValue:
 
 @bp.context_processor
 def _admin_context() -> dict[str, Any]:
-    return {"sections": SECTIONS, "choice_labels": CHOICE_LABELS}
+    return {"choice_labels": CHOICE_LABELS}
 
 
 # -- Forms of settings --------------------------------------------------------------------------------------------
@@ -210,7 +200,7 @@ def server() -> ResponseReturnValue:
 
 def _service_login(current: WidgetSettings) -> str | None:
     """The service account's Exchange login, when impersonation is on and the account is complete."""
-    from ..exchange.connection import exchange_login
+    from ..exchange.factory import exchange_login
 
     if current.impersonation and current.service_username and current.is_set("service_password"):
         return exchange_login(current.service_username, current.service_domain)
@@ -255,15 +245,15 @@ def _stored_server_unchanged(values: dict[str, Any], current: WidgetSettings) ->
     return url == current.ews_url and all(_effective(key, values, current) == getattr(current, key) for key in keys)
 
 
-def _budgeted_diagnosis(username: str | None, password: str | None, policy: Policy, **probe: Any) -> Diagnosis:
+def _budgeted_diagnosis(username: str | None, password: str | None, policy: Policy, **probe: Any) -> Any:
     """diagnose(), with a sign-in counted against the tested identity's budget (CredentialsHeld when spent)."""
-    from ..exchange.diagnostics import SIGN_IN, diagnose
+    from ..exchange.factory import diagnose_server
 
     if not (username and password):
-        return diagnose(username=None, password=None, **probe)
+        return diagnose_server(username=None, password=None, **probe)
     with credential_budget.attempt(username, policy) as tried:
-        diagnosis = diagnose(username=username, password=password, **probe)
-        tried.not_sent = diagnosis.stage != SIGN_IN or diagnosis.problem in credential_budget.NOT_SENT
+        diagnosis = diagnose_server(username=username, password=password, **probe)
+        tried.not_sent = not diagnosis.reached_sign_in or diagnosis.problem in credential_budget.NOT_SENT
         tried.failed = not diagnosis.signed_in and not tried.not_sent
     return diagnosis
 
@@ -277,7 +267,7 @@ def server_test() -> ResponseReturnValue:
     The stored service password is used only to sign in to the saved server: with another URL (or other TLS
     settings) the test asks for the password, so that an administrator cannot have it sent to a server of theirs.
     """
-    from ..exchange.diagnostics import TIMEOUT
+    from ..exchange.factory import diagnosis_timeout
 
     current = settings.load()
     values, errors = _submitted(SERVER_KEYS, current)
@@ -297,7 +287,7 @@ def server_test() -> ResponseReturnValue:
     diagnosis, status = None, 422 if errors else 200
     if not errors:
         verify = _effective("ews_verify_tls", values, current)
-        timeout = float(current_app.config.get("WIDGET_TEST_CONNECTION_TIMEOUT", TIMEOUT))
+        timeout = float(current_app.config.get("WIDGET_TEST_CONNECTION_TIMEOUT", diagnosis_timeout()))
         with _bundle_file(_effective("ews_ca_bundle", values, current) if verify else "") as bundle:
             try:
                 diagnosis = _budgeted_diagnosis(
@@ -307,7 +297,7 @@ def server_test() -> ResponseReturnValue:
                     timeout=timeout)
             except CredentialsHeld as held:
                 errors["test_username"], status = held.message, 429
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return render_template("admin/_test_result.html", diagnosis=diagnosis, test_errors=errors,
                                tested_as=tested_as), status
     return _page("admin/server.html", SERVER_KEYS, status, submitted=True, errors=errors, diagnosis=diagnosis,
@@ -324,19 +314,56 @@ def _check_impersonation(values: dict[str, Any], current: WidgetSettings) -> dic
                                           "(or turn impersonation off).")
         if not values.get("service_password") and not current.is_set("service_password"):
             errors["service_password"] = "Impersonation needs the service account's password."
+        if not errors and service_account.refused():
+            errors = _check_new_service_password(values, current)
     return errors
+
+
+def _check_new_service_password(values: dict[str, Any], current: WidgetSettings) -> dict[str, str]:
+    """After Exchange refused the service password: the new one must work (one impersonated request) before it is
+    saved and the impersonated accounts resume."""
+    from ..exchange.factory import act_for_mailbox, exchange_login
+    from ..exchange.problems import ExchangeProblem
+
+    password = values.get("service_password")
+    if not password:
+        return {"service_password": "Exchange refused the stored password of the service account: enter its new "
+                                    "password."}
+    mailbox = request.form.get("test_mailbox", "").strip().lower() or db.session.scalar(
+        db.select(User.email).where(User.exchange_password.is_(None), User.is_admin.is_(False),
+                                    User.disabled.is_(False)).order_by(User.id).limit(1))
+    if not mailbox:
+        return {}  # nobody is impersonated yet: nothing to check it against
+    login = exchange_login(_effective("service_username", values, current),
+                           _effective("service_domain", values, current))
+    try:
+        with credential_budget.attempt(login, Policy.from_settings(current)):
+            act_for_mailbox(current, login, password, mailbox)
+    except CredentialsHeld as held:
+        return {"service_password": held.message}
+    except ExchangeProblem as problem:
+        return {"service_password": f"Not saved: acting for {mailbox} with this password failed. {problem.message}"}
+    return {}
 
 
 @bp.route("/impersonation", methods=["GET", "POST"])
 @admin_required
 def impersonation() -> ResponseReturnValue:
-    """Impersonation: on/off and the service account (its password is stored encrypted and never shown)."""
+    """Impersonation: on/off and the service account (its password is stored encrypted and never shown). After
+    Exchange refused the service password, a new one is saved only once it works, and every impersonated account
+    then syncs again."""
     if request.method == "GET":
         return _page("admin/impersonation.html", IMPERSONATION_KEYS, mailbox="")
+    was_refused = service_account.refused()
     errors = _save_or_errors(IMPERSONATION_KEYS, _check_impersonation)
     if errors:
         return _page("admin/impersonation.html", IMPERSONATION_KEYS, 422, submitted=True, errors=errors,
                      mailbox=request.form.get("test_mailbox", ""))
+    if was_refused and settings.load().impersonation:
+        resumed = service_account.resume()
+        flash(f"Saved. Exchange accepts the service account's password: {resumed} impersonated "
+              f"account{'s' if resumed != 1 else ''} sync again.")
+        return redirect(url_for("admin.impersonation"))
     return _saved("admin.impersonation")
 
 
@@ -345,8 +372,8 @@ def impersonation() -> ResponseReturnValue:
 @limiter.limit("20 per minute")
 def impersonation_test() -> ResponseReturnValue:
     """Act for a chosen mailbox as the service account of the form (a blank password: the stored one)."""
-    from ..exchange.connection import ExchangeProblem, ServerConfig, exchange_login
-    from ..exchange.diagnostics import impersonation_test as act_for
+    from ..exchange.factory import act_for_mailbox, exchange_login
+    from ..exchange.problems import ExchangeProblem
 
     current = settings.load()
     values, errors = _submitted(IMPERSONATION_KEYS, current)
@@ -362,10 +389,9 @@ def impersonation_test() -> ResponseReturnValue:
     outcome = None
     if not errors:
         try:
-            server = ServerConfig.from_settings(current, current_app.instance_path)
             login = exchange_login(username, _effective("service_domain", values, current))
             with credential_budget.attempt(login, Policy.from_settings(current)):
-                count = act_for(server, login, password, mailbox)
+                count = act_for_mailbox(current, login, password, mailbox)
             noun = "item" if count == 1 else "items"
             outcome = {"ok": True, "message": f"The service account can act for {mailbox}: its Inbox holds "
                                               f"{count} {noun}."}
@@ -374,7 +400,7 @@ def impersonation_test() -> ResponseReturnValue:
         except CredentialsHeld as held:
             outcome = {"ok": False, "message": held.message}
     status = 422 if errors else 200
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return render_template("admin/_impersonation_result.html", outcome=outcome, test_errors=errors,
                                mailbox=mailbox), status
     return _page("admin/impersonation.html", IMPERSONATION_KEYS, status, submitted=True, errors=errors,
@@ -405,12 +431,13 @@ def users() -> ResponseReturnValue:
     query = request.args.get("q", "").strip()
     select = db.select(User).order_by(User.email)
     if query:
-        pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        select = select.where(or_(func.lower(User.email).like(pattern, escape="\\"),
-                                  func.lower(User.display_name).like(pattern, escape="\\")))
+        pattern = contains(query, lower=True)
+        select = select.where(or_(func.lower(User.email).like(pattern, escape=LIKE_ESCAPE),
+                                  func.lower(User.display_name).like(pattern, escape=LIKE_ESCAPE)))
     rows = db.session.scalars(select.limit(USERS_SHOWN + 1)).all()
     current = settings.load()
-    people = [(user, user_status(user, current)) for user in rows[:USERS_SHOWN]]
+    refused = service_account.refused()
+    people = [(user, user.status_label(current.impersonation, refused)) for user in rows[:USERS_SHOWN]]
     return render_template("admin/users.html", people=people, query=query, more=len(rows) > USERS_SHOWN,
                            error=None), 200
 
@@ -425,7 +452,7 @@ def _target(user_id: int) -> User:
 def _users_refusal(message: str) -> ResponseReturnValue:
     """The Users page with why an action on it was refused."""
     current = settings.load()
-    people = [(u, user_status(u, current)) for u in db.session.scalars(
+    people = [(u, u.status_label(current.impersonation, service_account.refused())) for u in db.session.scalars(
         db.select(User).order_by(User.email).limit(USERS_SHOWN)).all()]
     return render_template("admin/users.html", people=people, query="", more=False, error=message), 422
 

@@ -17,8 +17,8 @@ from .. import credential_budget, launch, settings
 from ..addresses import MAX_LENGTH, AddressError, normalise_address
 from ..credential_budget import CredentialsHeld, Policy
 from ..extensions import db, limiter
-from ..models import Setting, User, UserStatus
-from ..secrets import encrypt
+from ..models import Setting, User
+from ..secret_box import encrypt
 
 bp = Blueprint("auth", __name__)
 
@@ -73,7 +73,8 @@ def signin() -> Response | tuple[str, int]:
     """Authorize: the email, password and domain are checked live against Exchange before anything is stored."""
     if request.method == "GET":
         return _render_signin(email=request.args.get("email", ""))
-    from ..exchange.connection import ExchangeProblem, ServerConfig, exchange_login, verify_user
+    from ..exchange.factory import check_credentials, exchange_login
+    from ..exchange.problems import ExchangeProblem
 
     password = request.form.get("password", "")
     domain = request.form.get("domain", "").strip()
@@ -100,11 +101,10 @@ def signin() -> Response | tuple[str, int]:
                 return _render_signin(REFUSED, 401, email=email)
             sign_in(user)
             return redirect(safe_next(request.form.get("next")))
-        server = ServerConfig.from_settings(current, current_app.instance_path)
         login = exchange_login(email, domain)
         # A right password without a mailbox costs as a wrong one: the budget must not tell them apart either.
         with credential_budget.attempt(login, policy, also_failures=frozenset({"access"})):
-            verify_user(server, email, login, password)
+            check_credentials(current, email, login, password)
     except CredentialsHeld as held:
         return _held(held)
     except ExchangeProblem as problem:
@@ -115,10 +115,7 @@ def signin() -> Response | tuple[str, int]:
     if user is None:
         user = User(email=email, display_name=email.split("@")[0])
         db.session.add(user)
-    user.exchange_username = login
-    user.exchange_password = encrypt(password)
-    user.status = UserStatus.AUTHORIZED
-    user.authorized_at = user.sync_due_at = datetime.now(UTC)
+    user.authorize(login, encrypt(password), datetime.now(UTC))
     db.session.commit()
     sign_in(user)
     return redirect(safe_next(request.form.get("next")))
@@ -141,15 +138,14 @@ def _cannot_open(message: str, status: int) -> tuple[str, int]:
 
 def _reach_new_mailbox(current: settings.WidgetSettings, email: str) -> None:
     """Before a launch creates a user: the service account must reach `email`'s mailbox (ExchangeProblem if not)."""
-    from ..exchange.connection import ExchangeProblem, ServerConfig, exchange_login
-    from ..exchange.diagnostics import impersonation_test
+    from ..exchange.factory import act_for_mailbox, exchange_login
+    from ..exchange.problems import ExchangeProblem
 
     if not (current.service_username and current.is_set("service_password")):
         raise ExchangeProblem("not_configured", "Impersonation has no service account yet. Ask your administrator.")
-    server = ServerConfig.from_settings(current, current_app.instance_path)
     login = exchange_login(current.service_username, current.service_domain)
     with credential_budget.attempt(login, Policy.from_settings(current)):
-        impersonation_test(server, login, current.service_password, email)
+        act_for_mailbox(current, login, current.service_password, email)
 
 
 @bp.route("/launch")
@@ -174,7 +170,7 @@ def launch_view() -> Response | tuple[str, int]:
         return _cannot_open("Your administrator has turned off the widget for this account.", 403)
     if current.impersonation:
         if user is None:
-            from ..exchange.connection import ExchangeProblem
+            from ..exchange.problems import ExchangeProblem
 
             try:
                 _reach_new_mailbox(current, claims.email)

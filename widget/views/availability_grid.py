@@ -1,4 +1,4 @@
-"""The availability grid of the schedule form, built from one GetUserAvailability answer: a row per person (the
+"""The availability grid of the schedule form, built from one free/busy answer: a row per person (the
 user first) over the chosen day in 30-minute slots, each slot free / tentative / busy / out of office / working
 elsewhere / no information, shaded outside the person's working hours; "unknown" rows for addresses Exchange does
 not know (outside the organisation); the chosen slot marked; and the next times that suit everyone known.
@@ -16,25 +16,28 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
+from ..exchange.values import AvailabilityProblem, BusyType
 from .meeting_form import WALL_FORMAT
 
-if TYPE_CHECKING:  # the types only: loading exchangelib is for the requests that call Exchange
-    from ..exchange.availability import AttendeeAvailability, Availability, WorkingHours
+if TYPE_CHECKING:
+    from ..exchange.values import AttendeeAvailability, Availability, WorkingHours
 
 SLOT = timedelta(minutes=30)
 MAX_SUGGESTIONS = 6
-# Exchange's busy types, strongest last, with the class the grid draws them with and their words.
+# The busy types, strongest last, with the class the grid draws them with and their words.
 STATUSES = {
-    "Free": ("free", "Free"),
-    "WorkingElsewhere": ("elsewhere", "Working elsewhere"),
-    "NoData": ("nodata", "No information"),
-    "Tentative": ("tentative", "Tentative"),
-    "Busy": ("busy", "Busy"),
-    "OOF": ("oof", "Out of office"),
+    BusyType.FREE: ("free", "Free"),
+    BusyType.WORKING_ELSEWHERE: ("elsewhere", "Working elsewhere"),
+    BusyType.UNKNOWN: ("nodata", "No information"),
+    BusyType.TENTATIVE: ("tentative", "Tentative"),
+    BusyType.BUSY: ("busy", "Busy"),
+    BusyType.OOF: ("oof", "Out of office"),
 }
+LEGEND = (BusyType.FREE, BusyType.TENTATIVE, BusyType.BUSY, BusyType.OOF, BusyType.WORKING_ELSEWHERE,
+          BusyType.UNKNOWN)
 _STRENGTH = list(STATUSES)
 UNKNOWN_REASONS = {
-    "ErrorMailRecipientNotFound": "Unknown: outside your organisation",
+    AvailabilityProblem.UNKNOWN_PERSON: "Unknown: outside your organisation",
 }
 
 
@@ -129,7 +132,7 @@ class Grid:
     @property
     def busy_at_chosen(self) -> list[Row]:
         """The people who are not free at the chosen time."""
-        return [row for row in self.rows if row.at_chosen not in (None, "Free", "WorkingElsewhere")]
+        return [row for row in self.rows if row.at_chosen not in (None, BusyType.FREE, BusyType.WORKING_ELSEWHERE)]
 
     @property
     def unknown_rows(self) -> list[Row]:
@@ -176,15 +179,15 @@ def _at_work(hours: WorkingHours | None, starts: list[datetime],
 
 def _row(entry: AttendeeAvailability, name: str, is_you: bool, columns: tuple[tuple[datetime, bool], ...],
          day_end: datetime, known_hours: dict[tuple[Any, ...], list[bool]]) -> Row:
-    if entry.error:
-        reason = UNKNOWN_REASONS.get(entry.error, "Unknown: Exchange shows no availability for this address")
+    if entry.problem:
+        reason = UNKNOWN_REASONS.get(entry.problem, "Unknown: Exchange shows no availability for this address")
         return Row(entry.email.lower(), name, is_you, (), unknown=reason)
     at_work = _at_work(entry.working_hours, [start for start, _ in columns], known_hours)
     slots = []
     for index, (start, is_chosen) in enumerate(columns):
-        status = entry.statuses[index] if index < len(entry.statuses) else "NoData"
-        slots.append(Slot(start=start, status=status if status in STATUSES else "NoData", working=at_work[index],
-                          chosen=is_chosen))
+        status = entry.statuses[index] if index < len(entry.statuses) else BusyType.UNKNOWN
+        slots.append(Slot(start=start, status=status if status in STATUSES else BusyType.UNKNOWN,
+                          working=at_work[index], chosen=is_chosen))
     return Row(entry.email.lower(), name, is_you, tuple(slots), _cells(tuple(slots), day_end))
 
 
@@ -196,7 +199,7 @@ def _offers(rows: tuple[Row, ...], columns: tuple[tuple[datetime, bool], ...], c
         return ()
     length = -(-minutes // 30)
     known = [row for row in rows if not row.unknown]
-    suits = [all(row.slots[index].status == "Free" and row.slots[index].working for row in known)
+    suits = [all(row.slots[index].status == BusyType.FREE and row.slots[index].working for row in known)
              for index in range(len(columns))]
     starts = [columns[index][0] for index in range(len(columns) - length + 1)
               if columns[index][0] >= now and all(suits[index:index + length])]

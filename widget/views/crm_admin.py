@@ -22,7 +22,8 @@ from ..crm.csv_import import MAX_UPLOAD_BYTES, CsvProblem, ParsedCsv, Plan, Uplo
 from ..crm.directory import MODULES, RELATIONS, addresses_of, counts_by_module
 from ..extensions import db
 from ..models import ApiToken, CrmAddress, CrmRecord
-from .admin import CHOICE_LABELS, SECTIONS, admin_required, forbidden
+from ..text_search import LIKE_ESCAPE, contains
+from .admin import CHOICE_LABELS, admin_required, forbidden
 from .paging import page_number
 
 bp = Blueprint("crm_admin", __name__, url_prefix="/admin/crm")
@@ -33,15 +34,9 @@ PROBLEMS_SHOWN = 200
 MAX_MB = MAX_UPLOAD_BYTES // (1024 * 1024)
 
 
-def _sections() -> tuple[tuple[str, str], ...]:
-    if any(endpoint.startswith("crm_admin.") for endpoint, _ in SECTIONS):
-        return SECTIONS
-    return (*SECTIONS, ("crm_admin.records", "CRM directory"))
-
-
 @bp.context_processor
 def _crm_context() -> dict[str, Any]:
-    return {"sections": _sections(), "choice_labels": CHOICE_LABELS, "modules": MODULES, "max_mb": MAX_MB}
+    return {"choice_labels": CHOICE_LABELS, "modules": MODULES, "max_mb": MAX_MB}
 
 
 @bp.url_value_preprocessor
@@ -60,9 +55,6 @@ def _too_large(error: Exception) -> ResponseReturnValue:
 
 
 # -- Records --------------------------------------------------------------------------------------------------------
-
-def _like(text: str) -> str:
-    return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _names(module: str, crm_ids: set[str]) -> dict[str, str]:
@@ -84,11 +76,12 @@ def records() -> ResponseReturnValue:
     if module:
         select = select.where(CrmRecord.module == module)
     if query:
-        pattern = _like(query)
+        pattern = contains(query, lower=True)
         select = select.where(or_(
-            func.lower(CrmRecord.name).like(pattern, escape="\\"),
-            func.lower(CrmRecord.crm_id).like(pattern, escape="\\"),
-            CrmRecord.id.in_(db.select(CrmAddress.record_id).where(CrmAddress.address.like(pattern, escape="\\"))),
+            func.lower(CrmRecord.name).like(pattern, escape=LIKE_ESCAPE),
+            func.lower(CrmRecord.crm_id).like(pattern, escape=LIKE_ESCAPE),
+            CrmRecord.id.in_(db.select(CrmAddress.record_id)
+                             .where(CrmAddress.address.like(pattern, escape=LIKE_ESCAPE))),
         ))
     total = db.session.scalar(db.select(func.count()).select_from(select.subquery())) or 0
     pages = max(1, -(-total // PAGE_SIZE))

@@ -20,8 +20,9 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
 
-from .. import local_time, settings
+from .. import local_time, service_account, settings
 from ..extensions import db, limiter
+from ..htmx import CALENDAR_CHANGED, TASKS_CHANGED, is_htmx
 from ..models import CalendarItem, SyncRun, Task
 from ..settings import SYNC_TYPE_LABELS
 from .paging import row_id
@@ -30,7 +31,6 @@ bp = Blueprint("dashboard", __name__)
 
 UPCOMING_DAYS = 7  # today and the next seven days
 LIST_LIMIT = 200  # rows per list: a dashboard, not an archive
-CALENDAR_CHANGED, TASKS_CHANGED = "calendar-changed", "tasks-changed"
 
 
 @dataclass(frozen=True)
@@ -40,19 +40,6 @@ class Day:
     day: date
     label: str
     items: list[CalendarItem]
-
-
-def user_status(user, current) -> str:  # noqa: ANN001 - a User and the WidgetSettings
-    """The status shown to users and administrators: disabled, impersonated, needs password, authorized, new."""
-    if user.disabled:
-        return "Disabled"
-    if user.status == "needs_password":
-        return "Needs password"
-    if user.has_password:
-        return "Authorized"
-    if current.impersonation:
-        return "Impersonated"
-    return "Not authorized"
 
 
 @bp.route("/")
@@ -67,8 +54,9 @@ def index() -> str:
         "Tasks": SYNC_TYPE_LABELS[current.sync_tasks],
     }
     run = _latest_run()
+    status = current_user.status_label(current.impersonation, service_account.refused())
     return render_template(
-        "dashboard/index.html", sync_types=sync_types, status=user_status(current_user, current),
+        "dashboard/index.html", sync_types=sync_types, status=status,
         email_off_reason=current.email_sync_off_reason, impersonation=current.impersonation, run=run,
         running=_is_running(run), message=None, done=_done_banner(),
         **_zone_form_context(local_time.user_zone_name(current_user, current)),
@@ -85,10 +73,9 @@ def sync_now() -> ResponseReturnValue:
 
     user = current_user._get_current_object()
     current = settings.load()
-    if user.status == "needs_password":
-        return _sync_status(message="Exchange no longer accepts your stored password: update it first.", code=409)
-    if not user.has_password and not current.impersonation:
-        return _sync_status(message="Authorize with your Exchange password first.", code=409)
+    reason = user.mailbox_unreachable_reason(current.impersonation, service_account.refused())
+    if reason:
+        return _sync_status(message=reason, code=409)
     worker = f"sync-now:{user.id}:{secrets.token_hex(4)}"
     if claim(user.id, worker, datetime.now(UTC)):
         app = current_app._get_current_object()
@@ -220,7 +207,7 @@ def time_zone() -> ResponseReturnValue:
         return render_template("dashboard/_time_zone.html", **context), 422
     current_user.time_zone = local_time.stored_choice(chosen)
     db.session.commit()
-    if not request.headers.get("HX-Request"):
+    if not is_htmx():
         return redirect(url_for("dashboard.index"), 303)
     # The lists redraw their times in the new zone.
     return (render_template("dashboard/_time_zone.html", **_zone_form_context(chosen, saved=True)), 200,

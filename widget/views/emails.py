@@ -25,8 +25,9 @@ from .. import local_time, settings
 from ..addresses import AddressError, parse_address_list
 from ..crm import matching
 from ..extensions import db, limiter
+from ..htmx import is_htmx, page_popup_or_form, targets
 from ..mail_html import BODY_CSP, body_document
-from ..models import CRM_MODULES, User, UserStatus
+from ..models import CRM_MODULES, User
 from .paging import page_number
 
 bp = Blueprint("emails", __name__)
@@ -90,7 +91,7 @@ def related_list(module: str, record_id: str) -> ResponseReturnValue:
     """The Emails related list of a CRM record (Contacts, Leads, Accounts or Deals, by the CRM's own id)."""
     _module_or_404(module)
     context = _list_context(module, record_id, settings.load())
-    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "email-list":
+    if targets("email-list"):
         return render_template("emails/_list.html", **context)
     return render_template("emails/list.html", **context)
 
@@ -131,13 +132,16 @@ def _fetch_body_if_needed(email: Any, current: settings.WidgetSettings) -> str |
     what stopped it, in words, or None."""
     if email.body_fetched:
         return None
-    from ..exchange.connection import ExchangeProblem
+    from ..exchange.factory import mailbox_for
+    from ..exchange.problems import ExchangeProblem
     from ..sync.bodies import fetch_on_open
-    from ..sync.runner import mailbox_for
 
     owner = db.session.get(User, email.user_id)
     whose = "your" if owner.id == current_user.id else f"{owner.email}’s"
-    if owner.has_password and owner.status == UserStatus.NEEDS_PASSWORD:
+    if owner.disabled:
+        # A turned-off account's stored password is not used for anyone, its owner's colleagues included.
+        return "This email’s text is not here yet, and its owner’s account is turned off in the widget."
+    if owner.password_refused:
         return (f"This email’s text is not here yet, and Exchange refused {whose} stored password: it can be "
                 f"fetched once {'you authorize' if owner.id == current_user.id else 'they authorize'} again.")
     try:
@@ -145,17 +149,9 @@ def _fetch_body_if_needed(email: Any, current: settings.WidgetSettings) -> str |
             return None
     except ExchangeProblem as problem:
         db.session.rollback()
-        _pause_on_refused_password(owner, problem)
+        owner.note_refusal(problem.refused_credentials)
         return f"This email’s text could not be fetched from Exchange: {problem.message}"
     return "This email is no longer in the mailbox in Exchange (deleted or moved); the next sync removes it here."
-
-
-def _pause_on_refused_password(user: User, problem: Any) -> None:
-    """As the sync does: a refused password pauses the account until its user gives a new one."""
-    if problem.kind in ("credentials", "locked") and user.has_password:
-        user.status = UserStatus.NEEDS_PASSWORD
-        user.sync_due_at = None
-        db.session.commit()
 
 
 def _owner_label(email: Any) -> str | None:
@@ -208,20 +204,11 @@ def _parse_addresses(raw: str, label: str, errors: dict[str, str], key: str) -> 
 
 def _compose(module: str, record_id: str, values: dict[str, str], errors: dict[str, str] | None = None,
              problem: str | None = None, status: int = 200) -> ResponseReturnValue:
-    if not request.headers.get("HX-Request"):
-        template = "emails/compose.html"
-    elif request.method == "GET":
-        template = "emails/compose_modal.html"
-    else:
-        template = "emails/_compose_form.html"  # the form swaps itself inside the open popup
+    template = page_popup_or_form("emails/compose.html", "emails/compose_modal.html", "emails/_compose_form.html")
     current = settings.load()
     return render_template(template, module=module, record_id=record_id, values=values, errors=errors or {},
                            problem=problem, off_reason=current.email_sync_off_reason,
                            record=matching.find_record(module, record_id)), status
-
-
-def _needs_password() -> bool:
-    return current_user.has_password and current_user.status == UserStatus.NEEDS_PASSWORD
 
 
 @bp.route("/crm/<module>/<record_id>/emails/new", methods=["GET"])
@@ -244,7 +231,7 @@ def send(module: str, record_id: str) -> ResponseReturnValue:
     current = settings.load()
     if current.email_sync_off_reason:
         return _compose(module, record_id, values, problem=current.email_sync_off_reason, status=409)
-    if _needs_password():
+    if current_user.password_refused:
         # Never try a password Exchange refused: it is how accounts get locked out.
         return _compose(module, record_id, values, status=409,
                         problem="Exchange no longer accepts your stored password. Update your password, then send.")
@@ -274,7 +261,7 @@ def send(module: str, record_id: str) -> ResponseReturnValue:
         return _compose(module, record_id, values, problem=problem, status=503)
     email = matching.record_sent_email(current_user, subject=subject, body_text=text, to=to, cc=cc,
                                        message_id=message_id)
-    if not request.headers.get("HX-Request"):
+    if not is_htmx():
         return redirect(url_for("emails.related_list", module=module, record_id=record_id, sent=email.id), 303)
     context = _list_context(module, record_id, current)
     return render_template("emails/_sent.html", email=email, **context)
@@ -286,8 +273,8 @@ def _send_through_exchange(current: settings.WidgetSettings, subject: str, text:
 
     Returns (the Message-ID used or None, a problem in words or None, whether Exchange refused the recipients).
     """
-    from ..exchange.connection import ExchangeProblem
-    from ..sync.runner import mailbox_for
+    from ..exchange.factory import mailbox_for
+    from ..exchange.problems import ExchangeProblem
 
     user = current_user._get_current_object()
     try:
@@ -295,6 +282,6 @@ def _send_through_exchange(current: settings.WidgetSettings, subject: str, text:
     except ExchangeProblem as problem:
         if problem.kind == "recipients":
             return None, None, True
-        _pause_on_refused_password(user, problem)
+        user.note_refusal(problem.refused_credentials)
         return None, problem.message, False
     return message_id, None, False

@@ -23,9 +23,10 @@ from sqlalchemy import func, or_
 
 from .. import local_time, settings
 from ..extensions import db
+from ..htmx import targets
 from ..models import SyncRun, User
 from ..sync.labels import folder_label
-from .admin import SECTIONS
+from ..text_search import LIKE_ESCAPE, contains
 from .paging import page_number
 
 bp = Blueprint("history", __name__)
@@ -40,6 +41,7 @@ OUTCOME_WORDS = {
     "ok": ("Synced", "success"),
     "off": ("Not run: sync is turned off", "hint"),
     "needs_password": ("Stopped: Exchange refused the stored password", "error"),
+    "service_refused": ("Stopped: Exchange refused the service account's password", "error"),
     "throttled": ("Postponed: Exchange was busy", "hint"),
     "mailbox_moving": ("Postponed: the mailbox is being moved", "hint"),
     "error": ("Failed", "error"),
@@ -61,12 +63,6 @@ class RunRow:
     outcome: str
     outcome_class: str
     live: bool
-
-
-def _contains(query: str) -> str:
-    """A LIKE pattern matching `query` anywhere, with LIKE's wildcards taken literally."""
-    escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def duration_text(length: timedelta) -> str:
@@ -121,9 +117,9 @@ def _history_context() -> dict[str, Any]:
     if not is_admin:
         select = select.where(SyncRun.user_id == current_user.id)
     elif query:
-        pattern = _contains(query)
-        select = select.where(or_(func.lower(User.email).like(pattern, escape="\\"),
-                                  func.lower(User.display_name).like(pattern, escape="\\")))
+        pattern = contains(query, lower=True)
+        select = select.where(or_(func.lower(User.email).like(pattern, escape=LIKE_ESCAPE),
+                                  func.lower(User.display_name).like(pattern, escape=LIKE_ESCAPE)))
     total = db.session.scalar(db.select(func.count()).select_from(select.subquery())) or 0
     pages = max(1, -(-total // PER_PAGE))
     page = min(page_number(), pages)
@@ -150,10 +146,10 @@ def _history_context() -> dict[str, Any]:
 def index() -> ResponseReturnValue:
     """The sync history: the user's own runs, or everyone's for an administrator (filtered by user on request)."""
     context = _history_context()
-    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == LIST_ID:
+    if targets(LIST_ID):
         body = render_template("history/_runs.html", **context)
     elif context["is_admin"]:
-        body = render_template("history/admin.html", sections=SECTIONS, **context)
+        body = render_template("history/admin.html", **context)
     else:
         body = render_template("history/index.html", **context)
     response = make_response(body)

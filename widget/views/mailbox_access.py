@@ -8,35 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import settings
-from ..extensions import db
-from ..models import UserStatus
+from .. import service_account, settings
 
 
 def mailbox_problem(user: Any, current: settings.WidgetSettings) -> str | None:
     """Why the widget will not reach `user`'s mailbox now, in words; None when it may try."""
-    if user.is_admin and not user.has_password:
-        return "Administrators have no Exchange mailbox in the widget: sign in as a user to do this."
-    if user.has_password and user.status == UserStatus.NEEDS_PASSWORD:
-        return "Exchange no longer accepts your stored password. Update your password, then try again."
-    if not user.has_password and not current.impersonation:
-        return "Authorize with your Exchange password first."
-    return None
+    return user.mailbox_unreachable_reason(current.impersonation, service_account.refused())
 
 
 def note_refused_password(user: Any, problem: Any) -> None:
-    """After an ExchangeProblem: a refused password pauses the account until the user gives a new one (as the
-    sync does)."""
-    if problem.kind in ("credentials", "locked") and user.has_password:
-        user.status = UserStatus.NEEDS_PASSWORD
-        user.sync_due_at = None
-        db.session.commit()
+    """After an ExchangeProblem: a refused password is never tried again (see User.note_refusal)."""
+    user.note_refusal(problem.refused_credentials)
 
 
 # What the user's own action met in Exchange, as an HTTP status: the item's state (changed or deleted meanwhile, or
 # the sync type forbids writing) is a conflict the user can see and act on; anything else is Exchange being
 # unavailable.
-_CONFLICTS = ("conflict", "gone", "read_only", "credentials", "locked")
+_CONFLICTS = ("conflict", "gone", "read_only", "credentials", "locked", "service_refused")
 
 
 def status_for(problem: Any) -> int:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 from werkzeug.datastructures import MultiDict
 
 from ..addresses import AddressError, parse_address_list
+from ..sync.calendar_actions import MeetingDraft
 from .emails import _ADDRESS
 
 KINDS = ("meeting", "appointment")
@@ -62,29 +64,9 @@ class ScheduleForm:
         return self.kind == "meeting"
 
 
-@dataclass(frozen=True)
-class CheckedMeeting:
-    """A form that passed every check: the values a MeetingDraft is made of."""
-
-    kind: str
-    subject: str
-    attendees: tuple[tuple[str, str], ...]
-    location: str
-    start: datetime
-    end: datetime
-    all_day: bool
-    reminder_minutes: int | None
-    notes: str
-
-
 def kind_of(raw: str | None) -> str:
     """"meeting" or "appointment" (anything else is a meeting)."""
     return raw if raw in KINDS else "meeting"
-
-
-def wall_text(moment: datetime, zone: tzinfo) -> str:
-    """An instant as the form shows it: a wall-clock time of `zone`."""
-    return moment.astimezone(zone).strftime(WALL_FORMAT)
 
 
 def default_form(kind: str, zone: tzinfo, now: datetime) -> ScheduleForm:
@@ -219,9 +201,9 @@ def _span(form: ScheduleForm, zone: tzinfo, errors: dict[str, str]) -> tuple[dat
     return start, end
 
 
-def check(form: ScheduleForm, zone: tzinfo, errors: dict[str, str] | None = None) -> tuple[CheckedMeeting | None,
-                                                                                            dict[str, str]]:
-    """Every field checked; the meeting to schedule, or None and each field's error in words."""
+def check(form: ScheduleForm, zone: ZoneInfo, errors: dict[str, str] | None = None) -> tuple[MeetingDraft | None,
+                                                                                             dict[str, str]]:
+    """Every field checked; the meeting to schedule (in `zone`), or None and each field's error in words."""
     errors = dict(errors or {})
     subject = " ".join(form.subject.split())
     if not subject:
@@ -244,9 +226,9 @@ def check(form: ScheduleForm, zone: tzinfo, errors: dict[str, str] | None = None
     span = _span(form, zone, errors)
     if errors or span is None:
         return None, errors
-    return CheckedMeeting(
+    return MeetingDraft(
         kind=form.kind, subject=subject, attendees=tuple(form.attendees) if form.is_meeting else (),
-        location=location, start=span[0], end=span[1], all_day=form.all_day,
+        location=location, start=span[0], end=span[1], all_day=form.all_day, time_zone=zone.key,
         reminder_minutes=form.reminder_minutes if form.reminder_on else None, notes=notes,
     ), {}
 

@@ -6,7 +6,7 @@
   JavaScript the same POST also adds typed attendees, removes a chip, applies a suggested time or shows the
   availability, re-rendering the form.
 - GET /meetings/availability: the availability grid (a fragment) of the user and the attendees over the chosen
-  day, from ONE GetUserAvailability request, with the next times that suit everyone known.
+  day, from ONE free/busy request, with the next times that suit everyone known.
 - GET /meetings/people?q=: the attendee picker's options: CRM Leads and Contacts, people of the Exchange
   organisation (ResolveNames), or the typed address itself.
 - GET /crm/<module>/<record_id>/meetings: the Meetings related list of a CRM record.
@@ -26,9 +26,11 @@ from .. import local_time, settings
 from ..crm import matching
 from ..exchange.problems import ExchangeProblem
 from ..extensions import db, limiter
+from ..htmx import CALENDAR_CHANGED, is_htmx, page_popup_or_form, targets
 from ..models import CrmAddress, CrmRecord
+from ..text_search import LIKE_ESCAPE, contains
 from . import meeting_form
-from .availability_grid import STATUSES, build_grid, day_window, meeting_minutes
+from .availability_grid import LEGEND, STATUSES, build_grid, day_window, meeting_minutes
 from .emails import _module_or_404
 from .mailbox_access import mailbox_problem, note_refused_password, status_for
 from .paging import page_number
@@ -39,7 +41,6 @@ PER_PAGE = 25
 CRM_PEOPLE = 8  # CRM records offered per lookup
 MIN_LOOKUP = 2  # characters typed before the organisation's directory is asked
 TITLES = {"meeting": "Schedule Meeting", "appointment": "Schedule Appointment"}
-CALENDAR_CHANGED = "calendar-changed"  # the event that makes the dashboard's lists refresh themselves
 
 
 def _zone() -> Any:
@@ -53,16 +54,11 @@ def _user() -> Any:
 # -- the form ------------------------------------------------------------------------------------------------------
 def _render_form(form: meeting_form.ScheduleForm, *, errors: dict[str, str] | None = None, problem: str | None = None,
                  availability: dict[str, Any] | None = None, status: int = 200) -> ResponseReturnValue:
-    if not request.headers.get("HX-Request"):
-        template = "meetings/new.html"
-    elif request.method == "GET":
-        template = "meetings/new_modal.html"
-    else:
-        template = "meetings/_form.html"  # the form swaps itself inside the open popup
+    template = page_popup_or_form("meetings/new.html", "meetings/new_modal.html", "meetings/_form.html")
     zone = _zone()
     return render_template(template, form=form, errors=errors or {}, problem=problem, title=TITLES[form.kind],
                            reminders=meeting_form.REMINDERS, zone_name=zone.key, availability=availability,
-                           chip_value=meeting_form.chip_value, statuses=STATUSES), status
+                           chip_value=meeting_form.chip_value, statuses=STATUSES, legend=LEGEND), status
 
 
 @bp.route("/meetings/new", methods=["GET"])
@@ -95,8 +91,8 @@ def schedule() -> ResponseReturnValue:
         availability = _availability_context(form) if action == "availability" else None
         return _render_form(form, errors=errors, availability=availability, status=422 if errors else 200)
     zone = _zone()
-    checked, errors = meeting_form.check(form, zone, errors)
-    if checked is None:
+    draft, errors = meeting_form.check(form, zone, errors)
+    if draft is None:
         return _render_form(form, errors=errors, status=422)
     current = settings.load()
     problem = mailbox_problem(_user(), current)
@@ -104,11 +100,6 @@ def schedule() -> ResponseReturnValue:
         return _render_form(form, problem=problem, status=409)
     from ..sync import calendar_actions
 
-    draft = calendar_actions.MeetingDraft(
-        kind=checked.kind, subject=checked.subject, attendees=checked.attendees, location=checked.location,
-        start=checked.start, end=checked.end, all_day=checked.all_day, time_zone=zone.key,
-        reminder_minutes=checked.reminder_minutes, notes=checked.notes,
-    )
     try:
         item = calendar_actions.schedule(_user(), draft)
     except ExchangeProblem as refused:
@@ -117,10 +108,10 @@ def schedule() -> ResponseReturnValue:
             return _render_form(form, errors={"attendees": "Exchange did not accept these attendees. Check the "
                                                              "addresses."}, status=422)
         return _render_form(form, problem=refused.message, status=status_for(refused))
-    if not request.headers.get("HX-Request"):
+    if not is_htmx():
         return redirect(url_for("dashboard.index", scheduled=item.id), 303)
-    response = render_template("meetings/_scheduled.html", item=item, title=TITLES[checked.kind],
-                               when=local_time.shown(item.start_at, zone), invited=len(checked.attendees))
+    response = render_template("meetings/_scheduled.html", item=item, title=TITLES[draft.kind],
+                               when=local_time.shown(item.start_at, zone), invited=len(draft.attendees))
     return response, 200, {"HX-Trigger": CALENDAR_CHANGED}
 
 
@@ -139,8 +130,7 @@ def _availability_context(form: meeting_form.ScheduleForm) -> dict[str, Any]:
     problem = mailbox_problem(user, current)
     if problem:
         return {"problem": problem, "status": 409}
-    from ..exchange.scheduling import free_busy
-    from ..sync.runner import mailbox_for
+    from ..exchange.factory import mailbox_for
 
     own = user.email.lower()
     people = [(own, "You")] + [(a, n) for a, n in form.attendees if a != own]
@@ -148,7 +138,7 @@ def _availability_context(form: meeting_form.ScheduleForm) -> dict[str, Any]:
     day = start.astimezone(zone).date()
     window = day_window(day, zone)
     try:
-        answer = free_busy(mailbox_for(user, current).account, [a for a, _ in people[1:]], *window)
+        answer = mailbox_for(user, current).free_busy([a for a, _ in people[1:]], *window)
     except ExchangeProblem as refused:
         note_refused_password(user, refused)
         return {"problem": refused.message, "status": status_for(refused)}
@@ -160,25 +150,26 @@ def _availability_context(form: meeting_form.ScheduleForm) -> dict[str, Any]:
 @login_required
 @limiter.limit("120 per minute")
 def availability() -> ResponseReturnValue:
-    """See availability: the grid of the user and the attendees over the chosen day, from one GetUserAvailability
+    """See availability: the grid of the user and the attendees over the chosen day, from one free/busy
     request, with the chosen time marked and the next times that suit everyone known."""
     kind = meeting_form.kind_of(request.args.get("kind"))
     form, errors = meeting_form.read_form(request.args, kind)
     context = _availability_context(form)
     if errors and "grid" in context:
         context["ignored"] = errors["attendees"]
-    return render_template("meetings/_availability.html", availability=context, statuses=STATUSES), context["status"]
+    return render_template("meetings/_availability.html", availability=context, statuses=STATUSES,
+                           legend=LEGEND), context["status"]
 
 
 # -- the attendee picker -------------------------------------------------------------------------------------------
 def _crm_people(query: str) -> list[dict[str, str]]:
     """CRM Leads and Contacts whose name or address contains `query`."""
-    like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    like = contains(query)
     rows = db.session.execute(
         select(CrmRecord.name, CrmRecord.module, CrmAddress.address)
         .join(CrmAddress, CrmAddress.record_id == CrmRecord.id)
         .where(CrmRecord.module.in_(("Leads", "Contacts")),
-               or_(CrmRecord.name.ilike(like, escape="\\"), CrmAddress.address.ilike(like, escape="\\")))
+               or_(CrmRecord.name.ilike(like, escape=LIKE_ESCAPE), CrmAddress.address.ilike(like, escape=LIKE_ESCAPE)))
         .order_by(CrmRecord.name, CrmAddress.address).limit(CRM_PEOPLE)
     ).all()
     return [{"address": address, "name": name, "source": module[:-1]} for name, module, address in rows]
@@ -200,11 +191,10 @@ def people() -> ResponseReturnValue:
         user = _user()
         current = settings.load()
         if mailbox_problem(user, current) is None:
-            from ..exchange.scheduling import resolve_people
-            from ..sync.runner import mailbox_for
+            from ..exchange.factory import mailbox_for
 
             try:
-                found = resolve_people(mailbox_for(user, current).account, query)
+                found = mailbox_for(user, current).resolve_people(query)
                 options += [{"address": a, "name": n, "source": "Colleague"} for a, n in found]
             except ExchangeProblem as refused:
                 note_refused_password(user, refused)
@@ -241,6 +231,6 @@ def related_list(module: str, record_id: str) -> ResponseReturnValue:
                "day_of": lambda item: item.start_at.astimezone(local_time.zone_or_none(item.time_zone) or zone)
                .strftime("%a %d %b %Y"),
                "schedule_address": matching.primary_address(record) if record else ""}
-    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "meeting-list":
+    if targets("meeting-list"):
         return render_template("meetings/_list.html", **context)
     return render_template("meetings/list.html", **context)

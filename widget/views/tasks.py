@@ -15,15 +15,15 @@ from flask_login import current_user, login_required
 
 from .. import local_time, settings
 from ..exchange.problems import ExchangeProblem
+from ..exchange.values import IMPORTANCES
 from ..extensions import db, limiter
+from ..htmx import TASKS_CHANGED, is_htmx, page_popup_or_form
 from ..models import Task
-from .dashboard import TASKS_CHANGED, _tasks_context
+from .dashboard import _tasks_context
 from .mailbox_access import mailbox_problem, note_refused_password, status_for
 from .meeting_form import MAX_NOTES, MAX_SUBJECT, YEARS, parse_wall, plain_text
 
 bp = Blueprint("tasks", __name__)
-
-IMPORTANCES = ("Low", "Normal", "High")
 
 
 def _user() -> Any:
@@ -32,12 +32,7 @@ def _user() -> Any:
 
 def _render(values: dict[str, str], errors: dict[str, str] | None = None, problem: str | None = None,
             status: int = 200) -> ResponseReturnValue:
-    if not request.headers.get("HX-Request"):
-        template = "tasks/new.html"
-    elif request.method == "GET":
-        template = "tasks/new_modal.html"
-    else:
-        template = "tasks/_form.html"  # the form swaps itself inside the open popup
+    template = page_popup_or_form("tasks/new.html", "tasks/new_modal.html", "tasks/_form.html")
     zone = local_time.user_zone(current_user, settings.load())
     return render_template(template, values=values, errors=errors or {}, problem=problem, importances=IMPORTANCES,
                            zone_name=zone.key), status
@@ -105,7 +100,7 @@ def create() -> ResponseReturnValue:
     except ExchangeProblem as refused:
         note_refused_password(_user(), refused)
         return _render(values, problem=refused.message, status=status_for(refused))
-    if not request.headers.get("HX-Request"):
+    if not is_htmx():
         return redirect(url_for("dashboard.index", task=task.id), 303)
     return render_template("tasks/_created.html", task=task), 200, {"HX-Trigger": TASKS_CHANGED}
 
@@ -131,7 +126,7 @@ def complete(task_id: int) -> ResponseReturnValue:
             problem, status = refused.message, status_for(refused)
     elif problem is not None:
         status = 409
-    if not request.headers.get("HX-Request"):
+    if not is_htmx():
         if problem:
             return render_template("errors/message.html", title="The task is not completed", message=problem), status
         return redirect(url_for("dashboard.index"), 303)

@@ -18,13 +18,13 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import nh3
 import requests
 from exchangelib import (
+    Account,
     Attendee,
     Body,
     CalendarItem,
@@ -44,16 +44,39 @@ from exchangelib.items import (
     SEND_TO_NONE,
 )
 
+from ..problems import EditConflict, ItemGone, SyncStateInvalid
+from ..values import (
+    IMPORTANCES,
+    ChangesPage,
+    Event,
+    EventFields,
+    ItemKind,
+    ItemStamp,
+    Response,
+    TaskData,
+    TaskFields,
+    TaskStatus,
+)
 from .connection import explain
 from .fast_parse import FastSyncFolderItems
-from .mailbox import PAGE_SIZE, MailboxPort, SyncStateInvalid
+from .mailbox import PAGE_SIZE
 
 _EWS_UTC = EWSTimeZone("UTC")
+# EWS's words for what the port names in its own (CalendarItemType, ResponseType, TaskStatus).
+_KINDS = {"Single": ItemKind.SINGLE, "RecurringMaster": ItemKind.SERIES, "Occurrence": ItemKind.OCCURRENCE,
+          "Exception": ItemKind.EXCEPTION}
+_RESPONSES = {"Unknown": Response.UNKNOWN, "Organizer": Response.ORGANIZER, "Tentative": Response.TENTATIVE,
+              "Accept": Response.ACCEPTED, "Decline": Response.DECLINED, "NoResponseReceived": Response.NOT_ANSWERED}
+_STATUSES = {"NotStarted": TaskStatus.NOT_STARTED, "InProgress": TaskStatus.IN_PROGRESS,
+             "Completed": TaskStatus.COMPLETED, "WaitingOnOthers": TaskStatus.WAITING_ON_OTHERS,
+             "Deferred": TaskStatus.DEFERRED}
+_EWS_STATUSES = {status: word for word, status in _STATUSES.items()}
 DETAIL_BATCH = 100  # items per GetItem
 VIEW_LIMIT = 1000  # Exchange's most items in one FindItem answer (EWSFindCountLimit); a CalendarView cannot page
 VIEW_SPAN = timedelta(days=730)  # Exchange refuses calendar views longer than two years
 # What a sync page asks of a calendar item: enough to decide whether to fetch it (never bodies or attendees).
 STAMP_FIELDS = ("start", "end", "type")
+_STAMP_PATHS = {FieldPath(field=CalendarItem.get_field_by_fieldname(name)) for name in STAMP_FIELDS}
 EVENT_FIELDS = (
     "subject", "location", "start", "end", "is_all_day", "_start_timezone", "_end_timezone", "type", "uid",
     "organizer", "required_attendees", "optional_attendees", "reminder_is_set", "reminder_minutes_before_start",
@@ -68,15 +91,6 @@ TASK_FIELDS = (
     "subject", "due_date", "status", "complete_date", "reminder_is_set", "reminder_due_by", "importance", "text_body",
     "last_modified_time",
 )
-IMPORTANCES = ("Low", "Normal", "High")
-
-
-class EditConflict(Exception):
-    """Exchange changed the item since the ChangeKey given (ErrorIrresolvableConflict): nothing was written."""
-
-
-class ItemGone(Exception):
-    """Exchange no longer has the item (ErrorItemNotFound)."""
 
 
 @contextmanager
@@ -92,103 +106,6 @@ def _exchange_errors() -> Iterator[None]:
         raise SyncStateInvalid() from None
     except (ews_errors.EWSError, requests.RequestException, OSError) as error:
         raise explain(error) from error
-
-
-# -- what the port returns ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ItemStamp:
-    """What a sync page says of a created or changed item: its id, ChangeKey, and for calendar items when it is."""
-
-    item_id: str
-    change_key: str
-    item_type: str = ""  # Single or RecurringMaster (a folder holds no occurrences); "" for tasks
-    start: datetime | None = None
-    end: datetime | None = None
-
-
-@dataclass
-class ChangesPage:
-    """One page of changes of the Calendar or Tasks folder, and the sync state that follows it."""
-
-    changed: list[ItemStamp] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    sync_state: str = ""
-    done: bool = True
-
-
-@dataclass(frozen=True)
-class Event:
-    """A calendar item as the widget keeps it: a single item, a series' master, an occurrence or an exception."""
-
-    item_id: str
-    change_key: str
-    item_type: str  # Single, RecurringMaster, Occurrence or Exception
-    uid: str
-    subject: str
-    location: str
-    start: datetime  # UTC
-    end: datetime
-    is_all_day: bool
-    time_zone: str | None  # IANA name of the zone it was scheduled in
-    organizer: str  # lower-cased address
-    attendees: tuple[tuple[str, str, str], ...]  # (address lower-cased, name, response)
-    reminder_minutes: int | None  # None: no reminder
-    notes: str
-    is_cancelled: bool
-    last_modified: datetime | None
-
-    @property
-    def is_meeting(self) -> bool:
-        """A meeting has attendees; an appointment has none."""
-        return bool(self.attendees)
-
-
-@dataclass(frozen=True)
-class TaskData:
-    """A task as the widget keeps it."""
-
-    item_id: str
-    change_key: str
-    subject: str
-    due: date | None  # Exchange keeps a task's due date, not a time
-    status: str
-    completed_at: datetime | None
-    reminder_at: datetime | None
-    importance: str
-    notes: str
-    last_modified: datetime | None
-
-    @property
-    def is_complete(self) -> bool:
-        """Whether the task is done."""
-        return self.status == "Completed"
-
-
-@dataclass(frozen=True)
-class EventFields:
-    """What the widget writes to a calendar item."""
-
-    subject: str
-    location: str
-    start: datetime  # timezone-aware
-    end: datetime
-    is_all_day: bool
-    time_zone: str  # the IANA zone it is scheduled in: Exchange keeps it as the item's StartTimeZone
-    attendees: tuple[tuple[str, str], ...]  # (address, name); empty for an appointment
-    reminder_minutes: int | None
-    notes: str
-
-
-@dataclass(frozen=True)
-class TaskFields:
-    """What the widget writes to a task."""
-
-    subject: str
-    due: date | None
-    reminder_at: datetime | None
-    notes: str
-    importance: str = "Normal"
-    complete: bool = False
 
 
 # -- conversions --------------------------------------------------------------------------------------------------
@@ -246,7 +163,8 @@ def _attendees(item: CalendarItem) -> tuple[tuple[str, str, str], ...]:
     for attendee in [*(item.required_attendees or []), *(item.optional_attendees or [])]:
         address = _address(attendee.mailbox)
         if address:
-            found.append((address, attendee.mailbox.name or "", attendee.response_type or "Unknown"))
+            response = _RESPONSES.get(attendee.response_type or "", Response.UNKNOWN)
+            found.append((address, attendee.mailbox.name or "", response))
     return tuple(found)
 
 
@@ -276,7 +194,8 @@ def _event(item: CalendarItem, master: Event | None = None) -> Event:
     start, end = _event_times(item, zone)
     text = _notes(item)
     return Event(
-        item_id=item.id, change_key=item.changekey, item_type=item.type or "Single", uid=item.uid or "",
+        item_id=item.id, change_key=item.changekey, kind=_KINDS.get(item.type or "", ItemKind.SINGLE),
+        uid=item.uid or "",
         subject=item.subject or "", location=item.location or "", start=start, end=end,
         is_all_day=bool(item.is_all_day) if master is None else master.is_all_day, time_zone=zone,
         organizer=_address(item.organizer), attendees=_attendees(item) if master is None else master.attendees,
@@ -290,7 +209,8 @@ def _task(item: EwsTask) -> TaskData:
     reminder = _plain(item.reminder_due_by) if item.reminder_is_set else None
     return TaskData(
         item_id=item.id, change_key=item.changekey, subject=item.subject or "", due=item.due_date,
-        status=item.status or "NotStarted", completed_at=_plain(item.complete_date), reminder_at=reminder,
+        status=_STATUSES.get(item.status or "", TaskStatus.NOT_STARTED), completed_at=_plain(item.complete_date),
+        reminder_at=reminder,
         importance=item.importance or "Normal", notes=str(text) if text is not None else "",
         last_modified=_plain(item.last_modified_time),
     )
@@ -314,18 +234,14 @@ def stored_span(fields: EventFields) -> tuple[datetime, datetime]:
     return _plain(fields.start), _plain(fields.end)  # type: ignore[return-value]
 
 
-class CalendarPort:
-    """The Calendar and Tasks folders of one mailbox (sharing the mail port's account and request count)."""
+class EwsCalendar:
+    """The Calendar and Tasks folders of one mailbox over EWS: the calendar half of the EWS adapter, beside EwsMail
+    (whose account and request count it shares)."""
 
-    def __init__(self, mailbox: MailboxPort):
-        self.mailbox = mailbox
-        self.account = mailbox.account
-        self._stamp_fields = {FieldPath(field=CalendarItem.get_field_by_fieldname(name)) for name in STAMP_FIELDS}
+    account: Account
+    requests: int
 
-    def _count(self, requests: int = 1) -> None:
-        self.mailbox.requests += requests
-
-    def _folder(self, name: str) -> BaseFolder:
+    def _calendar_folder(self, name: str) -> BaseFolder:
         return self.account.calendar if name == "calendar" else self.account.tasks
 
     # -- reading ------------------------------------------------------------------------------------------------
@@ -333,15 +249,17 @@ class CalendarPort:
         """The next page of changes of the "calendar" or "tasks" folder since `sync_state` (None: from the start)."""
         with _exchange_errors():
             service = FastSyncFolderItems(account=self.account)
-            fields = self._stamp_fields if folder == "calendar" else None
+            fields = _STAMP_PATHS if folder == "calendar" else None
             page = ChangesPage()
-            self._count()
-            for kind, value in service.call(folder=self._folder(folder), shape="IdOnly", additional_fields=fields,
+            self.requests += 1
+            for kind, value in service.call(folder=self._calendar_folder(folder), shape="IdOnly",
+                                            additional_fields=fields,
                                             sync_state=sync_state, ignore=None, max_changes_returned=max_changes,
                                             sync_scope=None):
                 if kind in (service.CREATE, service.UPDATE):
                     if isinstance(value, CalendarItem):
-                        page.changed.append(ItemStamp(value.id, value.changekey, value.type or "Single",
+                        kind_of = _KINDS.get(value.type or "", ItemKind.SINGLE)
+                        page.changed.append(ItemStamp(value.id, value.changekey, kind_of,
                                                       _plain(value.start), _plain(value.end)))
                     elif isinstance(value, EwsTask):
                         page.changed.append(ItemStamp(value.id, value.changekey))
@@ -357,8 +275,9 @@ class CalendarPort:
             fields = tuple("body" if name == "text_body" else name for name in fields)  # before Exchange 2013
         for first in range(0, len(ids), DETAIL_BATCH):
             batch = ids[first:first + DETAIL_BATCH]
-            self._count()
-            fetched = self.account.fetch(ids=[(item_id, None) for item_id in batch], folder=self._folder(folder),
+            self.requests += 1
+            fetched = self.account.fetch(ids=[(item_id, None) for item_id in batch],
+                                         folder=self._calendar_folder(folder),
                                          only_fields=list(fields))
             yield from zip(batch, fetched, strict=True)
 
@@ -407,7 +326,7 @@ class CalendarPort:
             span_end = min(span_start + VIEW_SPAN, end)
             cursor = span_start
             while True:
-                self._count()
+                self.requests += 1
                 page = list(self.account.calendar.view(
                     start=_ews(cursor, _EWS_UTC), end=_ews(span_end, _EWS_UTC), max_items=VIEW_LIMIT,
                 ).only(*VIEW_FIELDS))
@@ -420,6 +339,14 @@ class CalendarPort:
                     break
                 cursor = last_start  # the items starting then are asked for again, and skipped as seen
             span_start = span_end
+
+    def canonical_zone(self, name: str) -> str:
+        """The IANA name Exchange gives back for a zone (see canonical_zone)."""
+        return canonical_zone(name)
+
+    def stored_span(self, fields: EventFields) -> tuple[datetime, datetime]:
+        """The instants (UTC) Exchange keeps for the fields' start and end (see stored_span)."""
+        return stored_span(fields)
 
     # -- writing ------------------------------------------------------------------------------------------------
     def _event_values(self, fields: EventFields) -> dict[str, object]:
@@ -444,7 +371,7 @@ class CalendarPort:
         with _exchange_errors():
             item = CalendarItem(account=self.account, folder=self.account.calendar, uid=uid,
                                 **self._event_values(fields))
-            self._count()
+            self.requests += 1
             item.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY if invite and fields.attendees
                       else SEND_TO_NONE)
             return item.id, item.changekey
@@ -458,7 +385,7 @@ class CalendarPort:
         with _exchange_errors():
             item = CalendarItem(account=self.account, folder=self.account.calendar, id=item_id, changekey=change_key,
                                 **values)
-            self._count()
+            self.requests += 1
             item.save(update_fields=list(values),
                       conflict_resolution=ALWAYS_OVERWRITE if overwrite else NEVER_OVERWRITE,
                       send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY if notify else SEND_TO_NONE)
@@ -469,7 +396,7 @@ class CalendarPort:
         is gone already counts as deleted."""
         try:
             with _exchange_errors():
-                self._count()
+                self.requests += 1
                 CalendarItem(account=self.account, id=item_id, changekey=None).delete(
                     send_meeting_cancellations=SEND_TO_ALL_AND_SAVE_COPY if notify else SEND_TO_NONE)
         except ItemGone:
@@ -483,7 +410,7 @@ class CalendarPort:
             "reminder_is_set": fields.reminder_at is not None,
             "reminder_due_by": _ews(fields.reminder_at, _EWS_UTC) if fields.reminder_at else None,
             "body": Body(fields.notes) if fields.notes else None, "importance": fields.importance,
-            "status": "Completed" if fields.complete else "NotStarted",
+            "status": _EWS_STATUSES[TaskStatus.COMPLETED if fields.complete else TaskStatus.NOT_STARTED],
             "percent_complete": Decimal(100) if fields.complete else Decimal(0),
         }
 
@@ -491,7 +418,7 @@ class CalendarPort:
         """Create a task. Returns (id, ChangeKey)."""
         with _exchange_errors():
             item = EwsTask(account=self.account, folder=self.account.tasks, **self._task_values(fields))
-            self._count()
+            self.requests += 1
             item.save()
             return item.id, item.changekey
 
@@ -504,7 +431,7 @@ class CalendarPort:
             del values["reminder_due_by"]  # Exchange keeps a time once set; reminder_is_set false turns it off
         with _exchange_errors():
             item = EwsTask(account=self.account, folder=self.account.tasks, id=item_id, changekey=change_key, **values)
-            self._count()
+            self.requests += 1
             item.save(update_fields=list(values),
                       conflict_resolution=ALWAYS_OVERWRITE if overwrite else NEVER_OVERWRITE)
             return item.id, item.changekey
@@ -513,7 +440,7 @@ class CalendarPort:
         """Delete a task; one that is gone already counts as deleted."""
         try:
             with _exchange_errors():
-                self._count()
+                self.requests += 1
                 EwsTask(account=self.account, id=item_id, changekey=None).delete()
         except ItemGone:
             pass

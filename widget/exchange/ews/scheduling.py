@@ -15,10 +15,30 @@ from exchangelib import Account
 from exchangelib import errors as ews_errors
 from exchangelib.properties import Mailbox
 
-from .availability import Availability, AvailabilityError, get_availability
-from .connection import ExchangeProblem, explain
+from ..problems import ExchangeProblem
+from ..values import AttendeeAvailability, Availability, AvailabilityProblem, BusyEvent, BusyType
+from .availability import AttendeeAvailability as EwsAttendeeAvailability
+from .availability import AvailabilityError, get_availability
+from .connection import explain
 
 MAX_PEOPLE = 10  # names offered per lookup: a picker shows a handful, not Exchange's 100
+# EWS's LegacyFreeBusyType words in the port's.
+_BUSY_TYPES = {"Free": BusyType.FREE, "Tentative": BusyType.TENTATIVE, "Busy": BusyType.BUSY, "OOF": BusyType.OOF,
+               "WorkingElsewhere": BusyType.WORKING_ELSEWHERE, "NoData": BusyType.UNKNOWN}
+_PROBLEMS = {"ErrorMailRecipientNotFound": AvailabilityProblem.UNKNOWN_PERSON,
+             "ErrorNoFreeBusyAccess": AvailabilityProblem.NOT_SHARED}
+
+
+def _in_port_words(entry: EwsAttendeeAvailability) -> AttendeeAvailability:
+    if entry.error:
+        return AttendeeAvailability(email=entry.email, problem=_PROBLEMS.get(entry.error, AvailabilityProblem.FAILED),
+                                    problem_message=entry.error_message)
+    return AttendeeAvailability(
+        email=entry.email, statuses=tuple(_BUSY_TYPES.get(status, BusyType.UNKNOWN) for status in entry.statuses),
+        events=[BusyEvent(start=e.start, end=e.end, busy_type=_BUSY_TYPES.get(e.busy_type, BusyType.BUSY),
+                          subject=e.subject, location=e.location, is_meeting=e.is_meeting,
+                          is_recurring=e.is_recurring, is_private=e.is_private) for e in entry.events],
+        working_hours=entry.working_hours)
 
 
 def free_busy(account: Account, attendees: Sequence[str], start: datetime, end: datetime) -> Availability:
@@ -26,7 +46,7 @@ def free_busy(account: Account, attendees: Sequence[str], start: datetime, end: 
     hours: ONE GetUserAvailability request, the owner first (as the organizer)."""
     owner = account.primary_smtp_address
     try:
-        return get_availability(account.protocol, [owner, *attendees], start, end, organizer=owner)
+        answer = get_availability(account.protocol, [owner, *attendees], start, end, organizer=owner)
     except AvailabilityError as error:
         if error.code == "ErrorMailboxDataArrayTooBig":
             raise ExchangeProblem("too_many", "Exchange shows the availability of at most 100 people at once.") \
@@ -34,6 +54,8 @@ def free_busy(account: Account, attendees: Sequence[str], start: datetime, end: 
         raise ExchangeProblem("server", "Exchange could not show the availability for this day.") from error
     except (ews_errors.EWSError, requests.RequestException, OSError) as error:
         raise explain(error) from error
+    return Availability(start=answer.start, end=answer.end, interval_minutes=answer.interval_minutes,
+                        attendees=[_in_port_words(entry) for entry in answer.attendees])
 
 
 def resolve_people(account: Account, query: str) -> list[tuple[str, str]]:

@@ -30,8 +30,8 @@ from exchangelib import (
 from exchangelib import errors as ews_errors
 from exchangelib.protocol import BaseProtocol, NoVerifyHTTPAdapter
 
+from ..problems import ExchangeProblem
 from .logs import keep_secrets_out_of_exchangelib_logs
-from .problems import ExchangeProblem
 
 # Long enough for a slow server, short enough that a person waiting on a form gets an answer.
 REQUEST_TIMEOUT = 20
@@ -115,19 +115,6 @@ def configure_tls(server: ServerConfig) -> None:
     adapter = _adapter_for(server)
     if BaseProtocol.HTTP_ADAPTER_CLS is not adapter:
         BaseProtocol.HTTP_ADAPTER_CLS = adapter
-
-
-def exchange_login(email: str, domain: str = "") -> str:
-    """The user name to give Exchange: DOMAIN\\user when a domain (or a DOMAIN\\user name) is given, else the email."""
-    email = email.strip()
-    domain = domain.strip().rstrip("\\")
-    if "\\" in email:
-        return email
-    if "\\" in domain:  # the whole DOMAIN\user name was typed into the domain field
-        return domain
-    if domain:
-        return f"{domain}\\{email.split('@')[0]}"
-    return email
 
 
 def account_for(server: ServerConfig, mailbox: str, username: str, password: str, *, impersonate: bool = False,

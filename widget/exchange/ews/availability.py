@@ -26,6 +26,8 @@ from exchangelib.properties import DaylightTime, Email, MailboxData, StandardTim
 from exchangelib.services.get_user_availability import GetUserAvailability
 from exchangelib.util import MNS, TNS, add_xml_child, create_element, set_xml_value
 
+from ..values import WorkingHours, WorkingPeriod
+
 BUSY_TYPES = ("Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData")
 QUALITIES = ("Excellent", "Good", "Fair", "Poor")
 VIEWS = ("MergedOnly", "FreeBusy", "FreeBusyMerged", "Detailed", "DetailedMerged")
@@ -56,29 +58,6 @@ class BusyEvent:
     is_meeting: bool = False
     is_recurring: bool = False
     is_private: bool = False
-
-
-@dataclass(frozen=True)
-class WorkingPeriod:
-    """Working days (ISO weekdays, Monday is 1) and the working minutes of the day on the attendee's clock."""
-
-    weekdays: tuple[int, ...]
-    start_minute: int
-    end_minute: int
-
-
-@dataclass(frozen=True)
-class WorkingHours:
-    """An attendee's working hours, in the attendee's own time zone."""
-
-    time_zone: tzinfo
-    periods: tuple[WorkingPeriod, ...]
-
-    def contains(self, moment: datetime) -> bool:
-        """Whether the attendee is at work at `moment` (an aware datetime)."""
-        wall = moment.astimezone(self.time_zone)
-        minute = wall.hour * 60 + wall.minute
-        return any(wall.isoweekday() in p.weekdays and p.start_minute <= minute < p.end_minute for p in self.periods)
 
 
 @dataclass(frozen=True)

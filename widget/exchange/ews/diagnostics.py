@@ -96,6 +96,11 @@ class Diagnosis:
     signed_in: bool = False
 
     @property
+    def reached_sign_in(self) -> bool:
+        """Whether the checks got as far as sending the credentials."""
+        return self.stage == SIGN_IN
+
+    @property
     def stage_name(self) -> str:
         """The failed (or last) stage's name for people."""
         return STAGE_NAMES[self.stage]

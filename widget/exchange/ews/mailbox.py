@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +26,8 @@ from exchangelib.items import Item
 from exchangelib.properties import DistinguishedFolderId
 from exchangelib.util import TNS
 
+from ..problems import ExchangeProblem, SyncStateInvalid
+from ..values import MessageBody, MessageSummary, SyncPage
 from .connection import explain
 from .fast_parse import FastGetItem, FastSyncFolderItems
 
@@ -43,10 +44,6 @@ DISTINGUISHED = frozenset({"inbox", "sentitems", "drafts", "deleteditems", "junk
 FolderRef = BaseFolder | DistinguishedFolderId
 
 
-class SyncStateInvalid(Exception):
-    """Exchange no longer knows the sync state given (ErrorInvalidSyncStateData): a full pass is needed."""
-
-
 @contextmanager
 def _exchange_errors() -> Iterator[None]:
     """What exchangelib raises leaves the port as an ExchangeProblem (or SyncStateInvalid), never raw."""
@@ -56,47 +53,6 @@ def _exchange_errors() -> Iterator[None]:
         raise SyncStateInvalid() from None
     except (ews_errors.EWSError, requests.RequestException, OSError) as error:
         raise explain(error) from error
-
-
-@dataclass(frozen=True)
-class MessageSummary:
-    """What the sync keeps of a message before deciding whether to store it (no body yet)."""
-
-    item_id: str
-    change_key: str
-    subject: str
-    sender: tuple[str, str]  # (address, name), address lower-cased
-    to: list[tuple[str, str]]
-    cc: list[tuple[str, str]]
-    received_at: datetime | None
-    sent_at: datetime | None
-    is_read: bool
-    internet_message_id: str | None
-    has_attachments: bool
-
-    def addresses(self) -> set[str]:
-        """Every address on the message."""
-        return {self.sender[0], *(a for a, _ in self.to), *(a for a, _ in self.cc)} - {""}
-
-
-@dataclass
-class SyncPage:
-    """One page of changes of a folder, and the sync state that follows it."""
-
-    changed: list[MessageSummary] = field(default_factory=list)  # created or updated
-    deleted: list[str] = field(default_factory=list)
-    read_flags: list[tuple[str, bool]] = field(default_factory=list)
-    sync_state: str = ""
-    done: bool = True
-
-
-@dataclass(frozen=True)
-class MessageBody:
-    """A message's body and attachment list, fetched only for messages the widget stores."""
-
-    html: str | None
-    text: str | None
-    attachments: list[tuple[str, int]]
 
 
 def _address(mailbox: object | None) -> tuple[str, str]:
@@ -216,31 +172,39 @@ class SummarySyncFolderItems(FastSyncFolderItems):
         return super()._elem_to_obj(elem)
 
 
-class MailboxPort:
-    """One mailbox, reached through an exchangelib Account (the user's own credentials, or impersonated)."""
+class EwsMail:
+    """The mail of one mailbox, reached through an exchangelib Account (the user's own credentials, or impersonated)."""
 
     def __init__(self, account: Account):
         self.account = account
+        self.address = account.primary_smtp_address.lower()
         self.requests = 0
         self._fields = {FieldPath(field=Message.get_field_by_fieldname(name)) for name in SUMMARY_FIELDS}
         self._body_fields = {FieldPath(field=Message.get_field_by_fieldname(name)) for name in BODY_FIELDS}
+        self._folders: dict[str, FolderRef] = {}
 
     def folder(self, name: str) -> FolderRef:
-        """A folder by its distinguished name (inbox, sentitems, ...) or by its display name."""
+        """A folder by its distinguished name (inbox, sentitems, ...) or by its display name (looked up once)."""
         if name.lower() in DISTINGUISHED:
             # Addressed by name, as Exchange allows: no GetFolder first, so a sync with nothing new is ONE request.
             return DistinguishedFolderId(id=name.lower(),
                                          mailbox=EwsMailbox(email_address=self.account.primary_smtp_address))
-        with _exchange_errors():
-            for folder in self.account.msg_folder_root.walk():
-                if folder.name and folder.name.lower() == name.lower():
-                    return folder
-        raise LookupError(f"no folder named {name!r} in {self.account.primary_smtp_address}")
+        if name not in self._folders:
+            with _exchange_errors():
+                for folder in self.account.msg_folder_root.walk():
+                    if folder.name and folder.name.lower() == name.lower():
+                        self._folders[name] = folder
+                        break
+                else:
+                    raise ExchangeProblem("no_folder", f"The mailbox {self.account.primary_smtp_address} has no "
+                                                       f"folder named “{name}”. Ask your administrator to check the "
+                                                       "sync folders.")
+        return self._folders[name]
 
-    def sync_page(self, folder: FolderRef, sync_state: str | None, max_changes: int = PAGE_SIZE) -> SyncPage:
-        """The next page of changes since `sync_state` (None: from the start)."""
+    def sync_page(self, folder: str, sync_state: str | None, max_changes: int = PAGE_SIZE) -> SyncPage:
+        """The next page of a folder's changes since `sync_state` (None: from the start)."""
         with _exchange_errors():
-            return self._sync_page(folder, sync_state, max_changes)
+            return self._sync_page(self.folder(folder), sync_state, max_changes)
 
     def _sync_page(self, folder: FolderRef, sync_state: str | None, max_changes: int) -> SyncPage:
         service = SummarySyncFolderItems(account=self.account)
