@@ -306,6 +306,9 @@ def test_it_refuses_the_shapes_that_once_answered_500(app, world):
     reply = post(user, "/meetings/new?kind=meeting", {"add_attendees": "(" * 1200, "subject": "x"},
                  token_from="/dashboard")
     assert reply.status_code in (200, 422)
+    reply = post(world["admin"], "/admin/sync", {"default_time_zone": "c" * 330, "sync_emails": "off"},
+                 token_from="/admin/sync")
+    assert reply.status_code == 422 and "is not a time zone name" in reply.get_data(as_text=True)
     big = b"email=" + b"a" * (16 * 1024 * 1024)
     reply = anonymous.post("/signin", data=big, content_type="application/x-www-form-urlencoded")
     assert reply.status_code == 413 and "larger than the 1024 KB the widget takes" in reply.get_data(as_text=True)
