@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -282,6 +283,8 @@ class Email(db.Model):
     is_read: Mapped[bool] = mapped_column(Boolean, default=False)
     internet_message_id: Mapped[str | None] = mapped_column(String(500), index=True)
     has_attachments: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Marked Private or Confidential in Outlook: its owner's alone, whatever the visibility setting.
+    is_private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     attachments: Mapped[list] = mapped_column(JSON, default=list)  # [[name, size], ...]
     body_html: Mapped[str | None] = mapped_column(Text)
     body_text: Mapped[str | None] = mapped_column(Text)
@@ -323,6 +326,7 @@ class SyncRun(db.Model):
     outcome: Mapped[str] = mapped_column(String(20), default="running")  # running, ok, error, throttled, ...
     progress: Mapped[str | None] = mapped_column(String(200))  # what a running sync is doing, for "Sync now"
     error: Mapped[str | None] = mapped_column(String(1000))
+    skipped: Mapped[list | None] = mapped_column(JSON)  # items the sync left out, each a sentence saying why
 
 
 # -- synced calendar and tasks -------------------------------------------------------------------------------------
@@ -358,6 +362,7 @@ class CalendarItem(db.Model):
     reminder_minutes: Mapped[int | None] = mapped_column(Integer)
     notes: Mapped[str] = mapped_column(Text, default="")
     is_cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # as for emails
     # When the widget last changed it (pushed to Exchange first); the conflict rule compares this with Exchange's.
     changed_in_widget_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     changed_in_exchange_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

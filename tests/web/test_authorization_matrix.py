@@ -224,3 +224,50 @@ def test_it_answers_every_url_for_every_role_as_the_matrix_says(app, callers, pl
     assert not header_problems, "\n".join(header_problems)
     assert checked >= 5 * len(MATRIX)
     print(f"authorization matrix: {checked} URL × role answers checked")  # noqa: T201 - for the closing note
+
+
+def test_it_shows_items_marked_private_to_their_owner_alone_whatever_the_visibility(app, callers):
+    """The Private rows: bob's mail and meeting with a CRM contact, one of each marked Private in Outlook, with the
+    administrator's team-wide visibility on. The owner sees both; a colleague and the administrator see only the
+    ones not marked private."""
+    from widget import settings
+    from widget.models import CalendarAttendee, CalendarItem, CrmAddress, EmailAddress
+
+    lena = "lena.fischer@acme.example"
+    with app.test_request_context():
+        settings.save({"email_visibility": "team"})
+        bob = db.session.scalar(db.select(User).where(User.email == BOB))
+        record = CrmRecord(module="Contacts", crm_id="C-7", name="Lena Fischer")
+        db.session.add(record)
+        db.session.flush()
+        db.session.add(CrmAddress(record_id=record.id, address=lena))
+        ids = {}
+        for subject, private in (("Open offer", False), ("Salary talk", True)):
+            email = Email(user_id=bob.id, item_id=f"bob-{private}", folder="inbox", subject=subject,
+                          sender_address=lena, received_at=datetime.now(UTC), body_text="Hello", body_fetched=True,
+                          is_private=private)
+            meeting = CalendarItem(user_id=bob.id, item_id=f"bob-meeting-{private}", subject=f"Meeting: {subject}",
+                                   start_at=datetime.now(UTC), end_at=datetime.now(UTC), organizer_address=BOB,
+                                   kind="meeting", attendees=[[lena, "Lena", "unknown"]], is_private=private)
+            db.session.add_all([email, meeting])
+            db.session.flush()
+            db.session.add_all([EmailAddress(email_id=email.id, address=lena, role="from"),
+                                CalendarAttendee(calendar_item_id=meeting.id, address=lena)])
+            ids[private] = email.id
+        db.session.commit()
+
+    seen = {}
+    for role in ("other_user", "user", "admin"):  # bob (the owner), alice (a colleague), the administrator
+        client = callers[role]
+        emails = client.get("/crm/Contacts/C-7/emails").get_data(as_text=True)
+        meetings = client.get("/crm/Contacts/C-7/meetings").get_data(as_text=True)
+        seen[role] = {
+            "listed": {s for s in ("Open offer", "Salary talk") if s in emails},
+            "meetings": {s for s in ("Open offer", "Salary talk") if f"Meeting: {s}" in meetings},
+            "opens": {private: client.get(f"/emails/{ids[private]}").status_code for private in (False, True)},
+        }
+    assert seen["other_user"] == {"listed": {"Open offer", "Salary talk"}, "meetings": {"Open offer", "Salary talk"},
+                                  "opens": {False: 200, True: 200}}
+    for role in ("user", "admin"):
+        assert seen[role]["listed"] == {"Open offer"} and seen[role]["meetings"] == {"Open offer"}, role
+        assert seen[role]["opens"] == {False: 200, True: 404}, role

@@ -9,6 +9,7 @@ import pytest
 from calendar_helpers import add_user, database_refusing, meeting, run_in, sent_log, sync
 from exchangelib import Account, Attendee, CalendarItem, EWSDateTime, EWSTimeZone, Mailbox
 from exchangelib.recurrence import DailyPattern, Recurrence, WeeklyPattern
+from web_helpers import signed_in
 
 from widget import settings
 from widget.exchange.problems import ExchangeProblem
@@ -233,3 +234,66 @@ def test_it_syncs_the_calendar_while_email_is_off_and_only_pushes_with_crm_to_ex
     run = sync(app, alice)
     assert run.folders == ["tasks"] and [r.subject for r in _rows(app)] == ["Board"]
     assert sandbox.stats.operations["SyncFolderItems"] == syncs_before + 1  # the Tasks folder only
+
+
+def test_it_fits_an_outsized_meeting_to_its_columns_and_keeps_syncing(app, sandbox, alice, account):
+    """A UID over 300 characters, a location over 500 and an attendee address over 320 (an outsider's meeting) are
+    cut to the columns, on PostgreSQL too, instead of failing every later sync of the calendar."""
+    from widget.sandbox import items as sandbox_items
+
+    outlook = account("alice@contoso.com")
+    item = CalendarItem(account=outlook, folder=outlook.calendar, subject="Outsized", start=_tomorrow(10),
+                        end=_tomorrow(11), location="L" * 600, uid="U" * 400)
+    item.save()
+    # An outsider's invitation, as another server wrote it: organizer and attendee addresses past 320 characters.
+    long_address = "x" * 330 + "@fabrikam.example"
+    with sandbox.store.lock:
+        props = sandbox.store.items[item.id].props
+        props["Organizer"] = sandbox_items.Mailbox(long_address)
+        props["RequiredAttendees"] = [sandbox_items.Attendee(sandbox_items.Mailbox(long_address))]
+    first = sync(app, alice)
+    assert first.outcome == "ok", first.error
+    (row,) = [r for r in _rows(app) if r.subject == "Outsized"]
+    assert row.location == "L" * 500 and row.uid == "U" * 300 and len(row.attendees[0][0]) == 320
+    assert len(row.organizer_address) == 320
+    CalendarItem(account=outlook, folder=outlook.calendar, subject="Next", start=_tomorrow(14),
+                 end=_tomorrow(15)).save()
+    assert sync(app, alice).outcome == "ok"
+    assert {"Outsized", "Next"} <= {r.subject for r in _rows(app)}
+
+
+def test_it_leaves_out_an_item_whose_id_it_cannot_keep_and_says_so_in_the_history(app, sandbox, alice, account):
+    """One item that cannot be stored is left out with a line in the sync history; the rest of the folder syncs."""
+    from widget.sandbox.items import Item
+
+    outlook = account("alice@contoso.com")
+    CalendarItem(account=outlook, folder=outlook.calendar, subject="Fine", start=_tomorrow(9), end=_tomorrow(10)).save()
+    template = CalendarItem(account=outlook, folder=outlook.calendar, subject="Unkeepable", start=_tomorrow(11),
+                            end=_tomorrow(12))
+    template.save()
+    # The server names this one with an id longer than any the widget keeps (Exchange's ids have no fixed length).
+    store = sandbox.store
+    folder = store.folder("alice@contoso.com", "calendar")
+    with store.lock:
+        original = store.items[template.id]
+        store.remove_item(original)
+        outsized = Item(id="A" * 600, element=original.element, folder_id=folder.id, props=original.props,
+                        change_key=store.next_change_key())
+        folder.items[outsized.id] = outsized
+        store.items[outsized.id] = outsized
+        store.item_folder[outsized.id] = folder.id
+        folder.record(outsized.id, "create", outsized.change_key)
+
+    run = sync(app, alice)
+    assert run.outcome == "ok" and "1 left out" in _last_outcome(app, alice)
+    (line,) = run.skipped
+    assert line.startswith("Calendar: the item of ") and line.endswith(
+        " UTC was left out: its id is longer than the 512 characters the widget keeps.")
+    assert {r.subject for r in _rows(app)} == {"Fine"}
+    page = signed_in(app, "alice@contoso.com").get("/sync/history").get_data(as_text=True)
+    assert line in page
+
+
+def _last_outcome(app, user_id: int) -> str:  # noqa: ANN001
+    with app.app_context():
+        return db.session.get(User, user_id).last_sync_outcome or ""

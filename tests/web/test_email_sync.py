@@ -235,3 +235,48 @@ def test_it_stores_mail_whose_names_and_ids_are_longer_than_their_columns(app, s
     email = _stored(app, alice)["Long headers"]
     assert email.sender_name == "N" * 300 and email.internet_message_id.startswith("<mmm")
     assert len(email.internet_message_id) == 500 and email.sender_address == CUSTOMER
+
+
+def test_it_stops_a_pass_whose_sync_state_exchange_declares_invalid_again_and_again(app, sandbox, alice):
+    _deliver(sandbox, CUSTOMER, "Kept")
+    sandbox.add_fault("invalid_sync_state", operation="SyncFolderItems", mailbox="alice@contoso.com", times=500)
+    run = _sync(app, alice)
+    assert run.outcome == "error" and "invalid again and again" in run.error
+    assert run.requests <= 4  # the first page and two full passes started over, then the bound
+    assert _user(app, alice).sync_due_at is not None  # it tries again later, after a back-off
+
+
+def test_it_bounds_the_pages_of_one_run_and_goes_on_from_there_next_time(app, sandbox, alice):
+    bounded = app
+    bounded.config["WIDGET_SYNC_MAX_PAGES"] = 2
+    with bounded.test_request_context():
+        settings.save({"store_unmatched_email": True})
+    for n in range(1100):  # three pages of 512
+        _deliver(sandbox, STRANGER, f"Deal {n}", days_ago=0.5)
+    first = _sync(bounded, alice)
+    assert first.outcome == "error" and "without saying the folder is up to date" in first.error
+    assert len(_stored(bounded, alice)) == 1024  # what the two pages brought is kept
+    second = _sync(bounded, alice)
+    assert second.outcome == "ok"
+    stored = _stored(bounded, alice)
+    assert len(stored) == 1100 and {f"Deal {n}" for n in range(1100)} == set(stored)
+
+
+def test_it_keeps_what_outlook_marks_private_or_confidential_and_learns_it_on_a_full_pass(app, sandbox, alice):
+    for subject, sensitivity in (("Plain", "Normal"), ("Salary", "Private"), ("Merger", "Confidential"),
+                                 ("Personal", "Personal")):
+        when = datetime.now(UTC) - timedelta(days=1)
+        props = {"Subject": subject, "ToRecipients": [Mailbox("alice@contoso.com")], "Body": Body("Text", subject),
+                 "Sensitivity": sensitivity}
+        message_defaults(props, Mailbox(CUSTOMER, "Lena"), when)
+        deliver_message(sandbox.store, props, when)
+    assert _sync(app, alice).outcome == "ok"
+    assert {s: e.is_private for s, e in _stored(app, alice).items()} == {
+        "Plain": False, "Salary": True, "Merger": True, "Personal": False}
+    # Rows stored before the widget kept sensitivity learn it when a full pass sees them unchanged.
+    with app.app_context():
+        db.session.execute(db.update(Email).values(is_private=False))
+        db.session.execute(db.update(FolderSync).values(sync_state=None))
+        db.session.commit()
+    assert _sync(app, alice).outcome == "ok"
+    assert {s for s, e in _stored(app, alice).items() if e.is_private} == {"Salary", "Merger"}

@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 from web_helpers import csrf_token, post, signed_in
 
 from widget import settings
-from widget.crm.matching import SENT_PLACEHOLDER_PREFIX, reconcile_sent_copy, record_sent_email
 from widget.exchange.factory import mailbox_for
 from widget.extensions import db
 from widget.models import CrmAddress, CrmRecord, Email, User, UserStatus
 from widget.sandbox.delivery import deliver_message, message_defaults
 from widget.sandbox.items import Attachment, Body, Mailbox
 from widget.sync.runner import run_sync
+from widget.sync.sent_copies import SENT_PLACEHOLDER_PREFIX, reconcile_sent_copy, record_sent_email
 
 ALICE, BOB, CAROL = "alice@contoso.com", "bob@contoso.com", "carol@contoso.com"
 LENA, MAX, LEAD, INFO, OTHER = ("lena@acme.example", "max@acme.example", "lead@prospect.example",

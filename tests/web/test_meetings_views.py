@@ -296,3 +296,16 @@ def test_it_shows_a_new_york_morning_scheduled_from_berlin_at_the_right_time_to_
     shown_to_bob = " ".join(unescape(bob.get("/crm/Leads/L-1/meetings").get_data(as_text=True)).split())
     assert "Transatlantic" in shown_to_alice and "Mon 15 Mar 2027, 14:00 CET" in shown_to_alice
     assert "Transatlantic" in shown_to_bob and "Mon 15 Mar 2027, 09:00 EDT" in shown_to_bob
+
+
+def test_it_shows_a_colleagues_private_meeting_as_busy_without_its_subject(app, sandbox, account):
+    day = next_monday()
+    owner = account(BOB)
+    EwsCalendarItem(account=owner, folder=owner.calendar, subject="Clinic appointment", sensitivity="Private",
+                    start=datetime.combine(day, time(14), UTC_ZONE),
+                    end=datetime.combine(day, time(15), UTC_ZONE)).save()
+    client = signed_in(app, ALICE)
+    fragment = availability(client, wall(day, 14), wall(day, 14, 30), BOB).get_data(as_text=True)
+    rows = grid_rows(fragment)
+    assert rows[BOB]["at_chosen"] == "Busy" and "busy" in rows[BOB]["slots"]["14:30"]
+    assert "Clinic" not in fragment

@@ -6,5 +6,6 @@ addresses and relations, and the ways they arrive (CSV import, the JSON API, the
 - csv_import.py: reading a CRM's CSV export (Zoho's headers recognised without mapping), mapping its columns,
   checking every row, importing the good ones.
 - commands.py: `flask --app widget import-records FILE.csv --module M` and `flask --app widget api-token NAME`.
-- matching.py: which records an email belongs to.
+- records.py: records and the addresses that count as theirs; listing.py: a record's related lists;
+  visibility.py: who may see which mail and meetings.
 """

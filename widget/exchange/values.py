@@ -80,6 +80,7 @@ class MessageSummary:
     is_read: bool
     internet_message_id: str | None
     has_attachments: bool
+    is_private: bool = False  # marked Private or Confidential: its owner's alone
 
     def addresses(self) -> set[str]:
         """Every address on the message."""
@@ -116,6 +117,7 @@ class ItemStamp:
     kind: ItemKind | None = None  # single or series for calendar items (a folder holds no occurrences); None for tasks
     start: datetime | None = None
     end: datetime | None = None
+    is_private: bool = False
 
 
 @dataclass
@@ -148,6 +150,7 @@ class Event:
     notes: str
     is_cancelled: bool
     last_modified: datetime | None
+    is_private: bool = False  # marked Private or Confidential: its owner's alone
 
     @property
     def is_meeting(self) -> bool:

@@ -18,7 +18,6 @@ A deleted item goes from the widget with its occurrences; the widget's deletes r
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,10 +36,9 @@ from .calendar_rows import (
     set_attendee_rows,
     widget_wins,
 )
-from .email import FolderResult
-from .pages import PagesRun
+from .fitting import unstorable
+from .pages import FolderResult, Progress, sync_folder
 
-Progress = Callable[[str, int], None]
 AHEAD = timedelta(days=365)  # how far ahead occurrences of series are kept
 
 
@@ -107,6 +105,16 @@ class _Page:
         self.result.created += 1
         return row
 
+    def mark_private(self, row: CalendarItem, is_private: bool) -> None:
+        """An unchanged item's sensitivity (rows stored before it was kept learn it on a full pass); a series'
+        occurrences share it."""
+        if row.is_private != is_private:
+            row.is_private = is_private
+            if row.is_recurring_master:
+                db.session.execute(db.update(CalendarItem).where(
+                    CalendarItem.user_id == self.user.id, CalendarItem.series_item_id == row.item_id,
+                ).values(is_private=is_private))
+
     # -- a page -------------------------------------------------------------------------------------------------
     def wanted(self, stamp: ItemStamp) -> bool:
         """Whether an item not stored yet should be: every series (its occurrences decide), and single items that
@@ -116,17 +124,23 @@ class _Page:
         return stamp.end is None or stamp.end >= self.rules.window_start
 
     def store(self, page: ChangesPage) -> None:
-        """Apply one page and store its sync state, in one transaction."""
+        """Apply one page's changes to the stored items (the pipeline stores the page's state with them)."""
         user, state = self.user, self.state
         ids = [stamp.item_id for stamp in page.changed]
         existing = {row.item_id: row for row in db.session.scalars(db.select(CalendarItem).where(
             CalendarItem.user_id == user.id, CalendarItem.item_id.in_(ids)))} if ids else {}
         to_fetch, unchanged_series = [], []
         for stamp in page.changed:
+            why = unstorable(CalendarItem, stamp.item_id, stamp.change_key)
+            if why:
+                when = f"the item of {stamp.start:%d %b %Y %H:%M} UTC" if stamp.start else "an item"
+                self.result.skip(when, why)
+                continue
             row = existing.get(stamp.item_id)
             if row is not None:
                 row.seen_in_pass = state.pass_number
                 if row.change_key == stamp.change_key:
+                    self.mark_private(row, stamp.is_private)
                     if row.is_recurring_master:
                         unchanged_series.append(row.item_id)
                     continue  # unchanged: a full pass sees every item again
@@ -157,9 +171,6 @@ class _Page:
             ).values(seen_in_pass=state.pass_number))
         if page.deleted:
             self.result.deleted += _delete(user, CalendarItem.item_id.in_(page.deleted))
-        state.sync_state = page.sync_state
-        state.last_synced_at = self.now
-        db.session.commit()
 
     def store_occurrences(self, masters: dict[str, Event]) -> None:
         """Store the occurrences of changed series in the window; drop those no longer there (deleted occurrences,
@@ -170,6 +181,10 @@ class _Page:
         kept: set[str] = set()
         for master_id, occurrences in found.items():
             for event in occurrences:
+                why = unstorable(CalendarItem, event.item_id, event.change_key)
+                if why:
+                    self.result.skip(event.subject, why)
+                    continue
                 kept.add(event.item_id)
                 row = stored.get(event.item_id)
                 if row is None:
@@ -212,7 +227,7 @@ def _master_event(row: CalendarItem) -> Event:
         time_zone=row.time_zone, organizer=row.organizer_address,
         attendees=tuple((a[0], a[1], a[2] if len(a) > 2 else Response.UNKNOWN) for a in row.attendees or []),
         reminder_minutes=row.reminder_minutes if row.reminder_enabled else None, notes=row.notes,
-        is_cancelled=row.is_cancelled, last_modified=row.changed_in_exchange_at,
+        is_cancelled=row.is_cancelled, last_modified=row.changed_in_exchange_at, is_private=row.is_private,
     )
 
 
@@ -226,33 +241,39 @@ def _move_window(user: User, state: FolderSync, page: _Page) -> None:
     db.session.commit()
 
 
+@dataclass
+class CalendarFolderPass:
+    """The Calendar folder's part of the page pipeline (pages.py)."""
+
+    user: User
+    port: MailboxPort
+    rules: SyncRules
+    now: datetime
+    result: FolderResult
+    folder: str = CALENDAR_FOLDER
+
+    def read_page(self, sync_state: str | None) -> ChangesPage:
+        """The Calendar folder's next page of changes."""
+        return self.port.changes(CALENDAR_FOLDER, sync_state)
+
+    def apply_page(self, state: FolderSync, page: ChangesPage) -> int:
+        """Store the page's items, with the occurrences of changed series."""
+        _Page(self.user, state, self.port, self.rules, self.result, self.now).store(page)
+        return len(page.changed) + len(page.deleted)
+
+    def finish_full_pass(self, state: FolderSync) -> None:
+        """Delete what the completed full pass did not see."""
+        _finish_full_pass(self.user, state, self.result)
+
+    def after_pages(self, state: FolderSync, synced_before: datetime | None) -> None:
+        """On the first sync of a new day, move the window: expand every series again."""
+        if not self.result.full_pass and synced_before is not None and synced_before.date() < self.now.date():
+            _move_window(self.user, state, _Page(self.user, state, self.port, self.rules, self.result, self.now))
+
+
 def sync_calendar(user: User, port: MailboxPort, rules: SyncRules, *, progress: Progress | None = None,
                   now: datetime | None = None) -> FolderResult:
     """Sync the user's Calendar folder until Exchange says it is up to date."""
     now = now or datetime.now(UTC)
-    result = FolderResult(folder=CALENDAR_FOLDER)
-    handled = 0
-    last_synced: list[datetime | None] = []
-
-    def store(state: FolderSync, changes: ChangesPage) -> None:
-        nonlocal handled
-        if not last_synced:
-            last_synced.append(state.last_synced_at)
-        _Page(user, state, port, rules, result, now).store(changes)
-        handled += len(changes.changed) + len(changes.deleted)
-        if progress:
-            progress(CALENDAR_FOLDER, handled)
-
-    def finish(state: FolderSync) -> None:
-        _finish_full_pass(user, state, result)
-
-    run = PagesRun(read_page=lambda sync_state: port.changes(CALENDAR_FOLDER, sync_state), store_page=store,
-                   finish_full_pass=finish)
-    run.run(user, CALENDAR_FOLDER)
-    result.pages, result.full_pass = run.pages, run.full_pass
-    previous = last_synced[0] if last_synced else None
-    if not run.full_pass and previous is not None and previous.date() < now.date():
-        state = db.session.scalar(db.select(FolderSync).where(FolderSync.user_id == user.id,
-                                                              FolderSync.folder == CALENDAR_FOLDER))
-        _move_window(user, state, _Page(user, state, port, rules, result, now))
-    return result
+    return sync_folder(user, CalendarFolderPass(user, port, rules, now, FolderResult(folder=CALENDAR_FOLDER)),
+                       now=now, progress=progress)

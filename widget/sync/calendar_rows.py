@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from ..exchange.values import Event, EventFields, TaskData, TaskFields
 from ..extensions import db
 from ..models import CalendarAttendee, CalendarItem, Task
+from .fitting import fit, width
 
 CALENDAR_FOLDER = "calendar"
 TASKS_FOLDER = "tasks"
@@ -64,31 +65,35 @@ def apply_event(row: CalendarItem, event: Event, *, now: datetime, series_item_i
     """Make the row Exchange's version of a calendar item (its attendee rows too; the row must be flushed)."""
     row.item_id = event.item_id
     row.change_key = event.change_key
-    row.uid = event.uid or row.uid
+    row.uid = fit(event.uid, CalendarItem.uid) or row.uid
     row.series_item_id = series_item_id
     row.is_recurring_master = event.is_series
     row.kind = "meeting" if event.is_meeting else "appointment"
-    row.subject = event.subject
-    row.location = event.location
+    row.subject = fit(event.subject, CalendarItem.subject)
+    row.location = fit(event.location, CalendarItem.location)
     row.start_at = event.start
     row.end_at = event.end
     row.is_all_day = event.is_all_day
-    row.time_zone = event.time_zone or row.time_zone
-    row.organizer_address = event.organizer
-    row.attendees = [list(attendee) for attendee in event.attendees]
+    zone = event.time_zone or row.time_zone
+    row.time_zone = zone if zone is None or len(zone) <= (width(CalendarItem.time_zone) or len(zone)) else "UTC"
+    row.organizer_address = fit(event.organizer, CalendarAttendee.address)
+    row.attendees = [[fit(address, CalendarAttendee.address), fit(name, CalendarItem.subject), response]
+                     for address, name, response in event.attendees]
     row.reminder_enabled = event.reminder_minutes is not None
     row.reminder_minutes = event.reminder_minutes
-    row.notes = event.notes
+    row.notes = fit(event.notes, CalendarItem.notes)
     row.is_cancelled = event.is_cancelled
+    row.is_private = event.is_private
     row.changed_in_exchange_at = _pulled_at(row, event.last_modified, now)
 
 
 def same_event(row: CalendarItem, event: Event) -> bool:
     """Whether Exchange's version says what the row says (e.g. an occurrence whose series changed elsewhere)."""
     return (row.subject, row.location, row.start_at, row.end_at, row.is_all_day, row.reminder_minutes
-            if row.reminder_enabled else None, (row.notes or "").strip(), sorted(a[0] for a in row.attendees or [])
-            ) == (event.subject, event.location, event.start, event.end, event.is_all_day, event.reminder_minutes,
-                  event.notes.strip(), sorted(a[0] for a in event.attendees))
+            if row.reminder_enabled else None, (row.notes or "").strip(), sorted(a[0] for a in row.attendees or []),
+            row.is_private) == (event.subject, event.location, event.start, event.end, event.is_all_day,
+                                event.reminder_minutes, event.notes.strip(), sorted(a[0] for a in event.attendees),
+                                event.is_private)
 
 
 def set_attendee_rows(row: CalendarItem) -> None:
@@ -125,14 +130,14 @@ def apply_task(row: Task, data: TaskData, zone: ZoneInfo, *, now: datetime) -> N
     """Make the row Exchange's version of a task."""
     row.item_id = data.item_id
     row.change_key = data.change_key
-    row.subject = data.subject
+    row.subject = fit(data.subject, Task.subject)
     row.due_at = due_at(data.due, zone)
     row.status = data.status
     row.is_complete = data.is_complete
     row.completed_at = data.completed_at if data.is_complete else None
     row.reminder_at = data.reminder_at
     row.importance = data.importance
-    row.notes = data.notes
+    row.notes = fit(data.notes, Task.notes)
     row.changed_in_exchange_at = _pulled_at(row, data.last_modified, now)
 
 

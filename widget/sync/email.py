@@ -13,20 +13,18 @@ only when it completes are the folder's messages that it did not see deleted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..crm.matching import reconcile_sent_copy
 from ..exchange.port import MailboxPort
 from ..exchange.values import MessageSummary, SyncPage
 from ..extensions import db
 from ..models import CrmAddress, Email, EmailAddress, FolderSync, User
 from .bodies import prefetch_newest
-from .pages import PagesRun
-
-Progress = Callable[[str, int], None]  # (folder, messages handled so far) — for "Sync now" progress
+from .fitting import fit, unstorable
+from .pages import FolderResult, Progress, sync_folder
+from .sent_copies import reconcile_sent_copy
 
 
 @dataclass
@@ -61,18 +59,6 @@ class MailRules:
 
 
 @dataclass
-class FolderResult:
-    """What one folder's sync changed."""
-
-    folder: str
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    pages: int = 0
-    full_pass: bool = False
-
-
-@dataclass
 class MailSyncResult:
     """What a sync of one mailbox changed, folder by folder."""
 
@@ -94,26 +80,16 @@ class MailSyncResult:
         return sum(f.deleted for f in self.folders)
 
 
-# Column widths: mail from outside may carry longer names and ids, and one such message must not fail its page on
-# every run (PostgreSQL refuses what does not fit; SQLite would keep it whole).
-ADDRESS_WIDTH = Email.sender_address.type.length
-NAME_WIDTH = Email.sender_name.type.length
-MESSAGE_ID_WIDTH = Email.internet_message_id.type.length
-
-
-def _fit(text: str | None, width: int) -> str | None:
-    return text[:width] if text else text
-
-
 def _summary_values(message: MessageSummary) -> dict[str, Any]:
     """An email's columns that a message's summary gives."""
     return {
-        "change_key": message.change_key, "subject": message.subject,
-        "sender_address": _fit(message.sender[0], ADDRESS_WIDTH), "sender_name": _fit(message.sender[1], NAME_WIDTH),
+        "change_key": message.change_key,
+        "sender_address": fit(message.sender[0], Email.sender_address),
+        "sender_name": fit(message.sender[1], Email.sender_name), "subject": fit(message.subject, Email.subject),
         "to_recipients": [list(pair) for pair in message.to], "cc_recipients": [list(pair) for pair in message.cc],
         "received_at": message.received_at, "sent_at": message.sent_at, "is_read": message.is_read,
-        "internet_message_id": _fit(message.internet_message_id, MESSAGE_ID_WIDTH),
-        "has_attachments": message.has_attachments,
+        "internet_message_id": fit(message.internet_message_id, Email.internet_message_id),
+        "has_attachments": message.has_attachments, "is_private": message.is_private,
     }
 
 
@@ -150,17 +126,25 @@ def _set_addresses(stored: list[tuple[int, MessageSummary]], *, new: bool) -> No
         db.session.execute(db.delete(EmailAddress).where(EmailAddress.email_id.in_([i for i, _ in stored])))
     rows = []
     for email_id, message in stored:
-        roles = {(_fit(address, ADDRESS_WIDTH), role) for address, role in (
+        roles = {(fit(address, EmailAddress.address), role) for address, role in (
             (message.sender[0], "from"), *((a, "to") for a, _ in message.to), *((a, "cc") for a, _ in message.cc))}
         rows += [{"email_id": email_id, "address": address, "role": role} for address, role in roles if address]
     if rows:
         db.session.execute(db.insert(EmailAddress), rows)
 
 
-def _store_page(user: User, folder: str, state: FolderSync, page: Any, rules: MailRules, result: FolderResult,
+def _apply_page(user: User, folder: str, state: FolderSync, page: SyncPage, rules: MailRules, result: FolderResult,
                 now: datetime) -> None:
-    """Apply one page and store its sync state, in one transaction."""
+    """Apply one page's changes to the stored emails (the pipeline stores the page's state with them)."""
     # A message sent from the widget is stored at once; its copy from Sent Items takes over that row.
+    storable = []
+    for message in page.changed:
+        why = unstorable(Email, message.item_id, message.change_key)
+        if why:
+            result.skip(f"“{message.subject[:80]}”" if message.subject else "a message without subject", why)
+        else:
+            storable.append(message)
+    page.changed = storable
     reconcile_sent_copy(user, folder, page.changed)
     first_pass = not state.pass_complete
     ids = [m.item_id for m in page.changed]
@@ -179,6 +163,7 @@ def _store_page(user: User, folder: str, state: FolderSync, page: Any, rules: Ma
         email = existing[message.item_id]
         email.seen_in_pass = state.pass_number
         if email.change_key == message.change_key:
+            email.is_private = message.is_private  # (rows stored before sensitivity was kept learn it on a pass)
             continue  # unchanged: a full pass sees every message again
         if rules.excluded(message):
             db.session.delete(email)
@@ -199,9 +184,6 @@ def _store_page(user: User, folder: str, state: FolderSync, page: Any, rules: Ma
             if email.is_read != flags[email.item_id]:
                 email.is_read = flags[email.item_id]
                 result.updated += 1
-    state.sync_state = page.sync_state
-    state.last_synced_at = now
-    db.session.commit()
 
 
 def _finish_full_pass(user: User, folder: str, state: FolderSync, result: FolderResult) -> None:
@@ -210,26 +192,41 @@ def _finish_full_pass(user: User, folder: str, state: FolderSync, result: Folder
     result.deleted += stale.rowcount or 0
 
 
-def sync_folder(user: User, folder: str, port: MailboxPort, rules: MailRules, *, progress: Progress | None = None,
-                now: datetime | None = None) -> FolderResult:
-    """Sync one folder until Exchange says it is up to date."""
+@dataclass
+class MailFolderPass:
+    """One mail folder's part of the page pipeline (pages.py)."""
+
+    user: User
+    folder: str
+    port: MailboxPort
+    rules: MailRules
+    now: datetime
+    result: FolderResult
+
+    def read_page(self, sync_state: str | None) -> SyncPage:
+        """The folder's next page of changes."""
+        return self.port.sync_page(self.folder, sync_state)
+
+    def apply_page(self, state: FolderSync, page: SyncPage) -> int:
+        """Store the page's wanted new mail, its changes, deletes and read flags."""
+        _apply_page(self.user, self.folder, state, page, self.rules, self.result, self.now)
+        return len(page.changed) + len(page.deleted) + len(page.read_flags)
+
+    def finish_full_pass(self, state: FolderSync) -> None:
+        """Delete the folder's emails that the completed full pass did not see."""
+        _finish_full_pass(self.user, self.folder, state, self.result)
+
+    def after_pages(self, state: FolderSync, synced_before: datetime | None) -> None:
+        """Fetch the bodies the folder's newest emails lack (one request at most)."""
+        prefetch_newest(self.user, self.folder, self.port)
+
+
+def sync_mail_folder(user: User, folder: str, port: MailboxPort, rules: MailRules, *,
+                     progress: Progress | None = None, now: datetime | None = None) -> FolderResult:
+    """Sync one mail folder until Exchange says it is up to date."""
     now = now or datetime.now(UTC)
-    result = FolderResult(folder=folder)
-    handled = 0
-
-    def store(state: FolderSync, page: SyncPage) -> None:
-        nonlocal handled
-        _store_page(user, folder, state, page, rules, result, now)
-        handled += len(page.changed) + len(page.deleted) + len(page.read_flags)
-        if progress:
-            progress(folder, handled)
-
-    run = PagesRun(read_page=lambda sync_state: port.sync_page(folder, sync_state), store_page=store,
-                   finish_full_pass=lambda state: _finish_full_pass(user, folder, state, result))
-    run.run(user, folder)
-    result.pages, result.full_pass = run.pages, run.full_pass
-    prefetch_newest(user, folder, port)
-    return result
+    return sync_folder(user, MailFolderPass(user, folder, port, rules, now, FolderResult(folder=folder)), now=now,
+                       progress=progress)
 
 
 def sync_mail(user: User, port: MailboxPort, rules: MailRules, folders: list[str], *,
@@ -237,5 +234,5 @@ def sync_mail(user: User, port: MailboxPort, rules: MailRules, folders: list[str
     """Sync every mail folder of a user's mailbox."""
     result = MailSyncResult()
     for folder in folders:
-        result.folders.append(sync_folder(user, folder, port, rules, progress=progress))
+        result.folders.append(sync_mail_folder(user, folder, port, rules, progress=progress))
     return result

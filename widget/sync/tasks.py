@@ -8,6 +8,7 @@ rule decides (calendar_rows); the widget's version, when it wins, is written bac
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,10 +19,10 @@ from ..exchange.values import ChangesPage, TaskData
 from ..extensions import db
 from ..local_time import user_zone
 from ..models import FolderSync, Task, User
-from .calendar import Progress, SyncRules
+from .calendar import SyncRules
 from .calendar_rows import TASKS_FOLDER, apply_task, changed_since_pulled, same_task, task_fields, widget_wins
-from .email import FolderResult
-from .pages import PagesRun
+from .fitting import unstorable
+from .pages import FolderResult, Progress, sync_folder
 
 
 def _merge(row: Task, data: TaskData, port: MailboxPort, rules: SyncRules, zone: ZoneInfo, now: datetime) -> bool:
@@ -43,14 +44,18 @@ def _merge(row: Task, data: TaskData, port: MailboxPort, rules: SyncRules, zone:
     return True
 
 
-def _store_page(user: User, state: FolderSync, page: ChangesPage, port: MailboxPort, rules: SyncRules,
+def _apply_page(user: User, state: FolderSync, page: ChangesPage, port: MailboxPort, rules: SyncRules,
                 result: FolderResult, now: datetime, zone: ZoneInfo) -> None:
-    """Apply one page and store its sync state, in one transaction."""
+    """Apply one page's changes to the stored tasks (the pipeline stores the page's state with them)."""
     ids = [stamp.item_id for stamp in page.changed]
     existing = {row.item_id: row for row in db.session.scalars(db.select(Task).where(
         Task.user_id == user.id, Task.item_id.in_(ids)))} if ids else {}
     to_fetch = []
     for stamp in page.changed:
+        why = unstorable(Task, stamp.item_id, stamp.change_key)
+        if why:
+            result.skip("a task", why)
+            continue
         row = existing.get(stamp.item_id)
         if row is not None:
             row.seen_in_pass = state.pass_number
@@ -74,33 +79,42 @@ def _store_page(user: User, state: FolderSync, page: ChangesPage, port: MailboxP
     if page.deleted:
         gone = db.session.execute(db.delete(Task).where(Task.user_id == user.id, Task.item_id.in_(page.deleted)))
         result.deleted += gone.rowcount or 0
-    state.sync_state = page.sync_state
-    state.last_synced_at = now
-    db.session.commit()
+
+
+@dataclass
+class TaskFolderPass:
+    """The Tasks folder's part of the page pipeline (pages.py)."""
+
+    user: User
+    port: MailboxPort
+    rules: SyncRules
+    now: datetime
+    zone: ZoneInfo
+    result: FolderResult
+    folder: str = TASKS_FOLDER
+
+    def read_page(self, sync_state: str | None) -> ChangesPage:
+        """The Tasks folder's next page of changes."""
+        return self.port.changes(TASKS_FOLDER, sync_state)
+
+    def apply_page(self, state: FolderSync, page: ChangesPage) -> int:
+        """Store the page's tasks."""
+        _apply_page(self.user, state, page, self.port, self.rules, self.result, self.now, self.zone)
+        return len(page.changed) + len(page.deleted)
+
+    def finish_full_pass(self, state: FolderSync) -> None:
+        """Delete the tasks the completed full pass did not see."""
+        stale = db.session.execute(db.delete(Task).where(Task.user_id == self.user.id,
+                                                         Task.seen_in_pass < state.pass_number))
+        self.result.deleted += stale.rowcount or 0
+
+    def after_pages(self, state: FolderSync, synced_before: datetime | None) -> None:
+        """Nothing more for tasks."""
 
 
 def sync_tasks(user: User, port: MailboxPort, rules: SyncRules, current: Any, *,
                progress: Progress | None = None, now: datetime | None = None) -> FolderResult:
     """Sync the user's Tasks folder until Exchange says it is up to date."""
     now = now or datetime.now(UTC)
-    zone = user_zone(user, current)
-    result = FolderResult(folder=TASKS_FOLDER)
-    handled = 0
-
-    def store(state: FolderSync, changes: ChangesPage) -> None:
-        nonlocal handled
-        _store_page(user, state, changes, port, rules, result, now, zone)
-        handled += len(changes.changed) + len(changes.deleted)
-        if progress:
-            progress(TASKS_FOLDER, handled)
-
-    def finish(state: FolderSync) -> None:
-        stale = db.session.execute(db.delete(Task).where(Task.user_id == user.id,
-                                                         Task.seen_in_pass < state.pass_number))
-        result.deleted += stale.rowcount or 0
-
-    run = PagesRun(read_page=lambda sync_state: port.changes(TASKS_FOLDER, sync_state), store_page=store,
-                   finish_full_pass=finish)
-    run.run(user, TASKS_FOLDER)
-    result.pages, result.full_pass = run.pages, run.full_pass
-    return result
+    folder_pass = TaskFolderPass(user, port, rules, now, user_zone(user, current), FolderResult(folder=TASKS_FOLDER))
+    return sync_folder(user, folder_pass, now=now, progress=progress)

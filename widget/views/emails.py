@@ -23,11 +23,15 @@ from flask_login import current_user, login_required
 
 from .. import local_time, settings
 from ..addresses import AddressError, parse_address_list
-from ..crm import matching
+from ..crm.listing import emails_for_record
+from ..crm.records import find_record, primary_address
+from ..crm.visibility import visible_email
+from ..exchange.problems import ExchangeProblem
 from ..extensions import db, limiter
 from ..htmx import is_htmx, page_popup_or_form, targets
 from ..mail_html import BODY_CSP, body_document
 from ..models import CRM_MODULES, User
+from ..sync.sent_copies import send_from_widget
 from .paging import page_number
 
 bp = Blueprint("emails", __name__)
@@ -73,12 +77,12 @@ def _list_context(module: str, record_id: str, current: settings.WidgetSettings)
     off_reason = current.email_sync_off_reason
     result = None
     if not off_reason:
-        result = matching.emails_for_record(current_user, module, record_id, query=query or None,
+        result = emails_for_record(current_user, module, record_id, query=query or None,
                                             page=page_number(), per_page=PER_PAGE, team_wide=_team_wide(current))
     zone = local_time.user_zone(current_user, current)
     return {
         "module": module, "record_id": record_id, "query": query, "result": result, "off_reason": off_reason,
-        "record": result.record if result else matching.find_record(module, record_id),
+        "record": result.record if result else find_record(module, record_id),
         "when": _when(zone), "zone_name": getattr(zone, "key", str(zone)), "team_wide": _team_wide(current),
         "can_send": not off_reason,
     }
@@ -98,7 +102,7 @@ def related_list(module: str, record_id: str) -> ResponseReturnValue:
 
 # -- one email ---------------------------------------------------------------------------------------------------------
 def _visible_or_404(email_id: int) -> Any:
-    email = matching.visible_email(current_user, email_id, team_wide=_team_wide(settings.load()))
+    email = visible_email(current_user, email_id, team_wide=_team_wide(settings.load()))
     if email is None:
         abort(404)
     return email
@@ -208,7 +212,7 @@ def _compose(module: str, record_id: str, values: dict[str, str], errors: dict[s
     current = settings.load()
     return render_template(template, module=module, record_id=record_id, values=values, errors=errors or {},
                            problem=problem, off_reason=current.email_sync_off_reason,
-                           record=matching.find_record(module, record_id)), status
+                           record=find_record(module, record_id)), status
 
 
 @bp.route("/crm/<module>/<record_id>/emails/new", methods=["GET"])
@@ -216,8 +220,8 @@ def _compose(module: str, record_id: str, values: dict[str, str], errors: dict[s
 def compose(module: str, record_id: str) -> ResponseReturnValue:
     """The compose form, with the record's address filled in."""
     _module_or_404(module)
-    record = matching.find_record(module, record_id)
-    values = {"to": matching.primary_address(record) if record else "", "cc": "", "subject": "", "body": ""}
+    record = find_record(module, record_id)
+    values = {"to": primary_address(record) if record else "", "cc": "", "subject": "", "body": ""}
     return _compose(module, record_id, values)
 
 
@@ -253,35 +257,15 @@ def send(module: str, record_id: str) -> ResponseReturnValue:
     if errors:
         return _compose(module, record_id, values, errors, status=422)
 
-    message_id, problem, bad_recipients = _send_through_exchange(current, subject, text, to, cc)
-    if bad_recipients:
-        errors["to"] = "Exchange did not accept these recipients. Check the addresses."
-        return _compose(module, record_id, values, errors, status=422)
-    if problem is not None:
-        return _compose(module, record_id, values, problem=problem, status=503)
-    email = matching.record_sent_email(current_user, subject=subject, body_text=text, to=to, cc=cc,
-                                       message_id=message_id)
+    try:
+        email = send_from_widget(current_user._get_current_object(), current, subject=subject, text=text, to=to,
+                                 cc=cc)
+    except ExchangeProblem as problem:
+        if problem.kind == "recipients":
+            errors["to"] = "Exchange did not accept these recipients. Check the addresses."
+            return _compose(module, record_id, values, errors, status=422)
+        return _compose(module, record_id, values, problem=problem.message, status=503)
     if not is_htmx():
         return redirect(url_for("emails.related_list", module=module, record_id=record_id, sent=email.id), 303)
     context = _list_context(module, record_id, current)
     return render_template("emails/_sent.html", email=email, **context)
-
-
-def _send_through_exchange(current: settings.WidgetSettings, subject: str, text: str, to: list[tuple[str, str]],
-                           cc: list[tuple[str, str]]) -> tuple[str | None, str | None, bool]:
-    """Send and save a copy in Sent Items, with a Message-ID of ours when Exchange takes one.
-
-    Returns (the Message-ID used or None, a problem in words or None, whether Exchange refused the recipients).
-    """
-    from ..exchange.factory import mailbox_for
-    from ..exchange.problems import ExchangeProblem
-
-    user = current_user._get_current_object()
-    try:
-        message_id = mailbox_for(user, current).send(subject, text, to, cc, matching.new_message_id(user.email))
-    except ExchangeProblem as problem:
-        if problem.kind == "recipients":
-            return None, None, True
-        user.note_refusal(problem.refused_credentials)
-        return None, problem.message, False
-    return message_id, None, False

@@ -23,7 +23,8 @@ from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 
 from .. import local_time, settings
-from ..crm import matching
+from ..crm.listing import meetings_for_record
+from ..crm.records import primary_address
 from ..exchange.problems import ExchangeProblem
 from ..extensions import db, limiter
 from ..htmx import CALENDAR_CHANGED, is_htmx, page_popup_or_form, targets
@@ -222,7 +223,7 @@ def related_list(module: str, record_id: str) -> ResponseReturnValue:
     _module_or_404(module)
     current = settings.load()
     zone = local_time.user_zone(current_user, current)
-    result = matching.meetings_for_record(current_user, module, record_id, page=page_number(), per_page=PER_PAGE,
+    result = meetings_for_record(current_user, module, record_id, page=page_number(), per_page=PER_PAGE,
                                           team_wide=current.email_visibility == "team")
     record = result.record
     context = {"module": module, "record_id": record_id, "result": result, "record": record, "zone_name": zone.key,
@@ -230,7 +231,7 @@ def related_list(module: str, record_id: str) -> ResponseReturnValue:
                # An all-day event is a day of the calendar it was scheduled in, wherever it is read.
                "day_of": lambda item: item.start_at.astimezone(local_time.zone_or_none(item.time_zone) or zone)
                .strftime("%a %d %b %Y"),
-               "schedule_address": matching.primary_address(record) if record else ""}
+               "schedule_address": primary_address(record) if record else ""}
     if targets("meeting-list"):
         return render_template("meetings/_list.html", **context)
     return render_template("meetings/list.html", **context)

@@ -59,7 +59,7 @@ from ..values import (
 )
 from .connection import explain
 from .fast_parse import FastSyncFolderItems
-from .mailbox import PAGE_SIZE
+from .mailbox import PAGE_SIZE, PRIVATE_SENSITIVITIES
 
 _EWS_UTC = EWSTimeZone("UTC")
 # EWS's words for what the port names in its own (CalendarItemType, ResponseType, TaskStatus).
@@ -75,17 +75,17 @@ DETAIL_BATCH = 100  # items per GetItem
 VIEW_LIMIT = 1000  # Exchange's most items in one FindItem answer (EWSFindCountLimit); a CalendarView cannot page
 VIEW_SPAN = timedelta(days=730)  # Exchange refuses calendar views longer than two years
 # What a sync page asks of a calendar item: enough to decide whether to fetch it (never bodies or attendees).
-STAMP_FIELDS = ("start", "end", "type")
+STAMP_FIELDS = ("start", "end", "type", "sensitivity")
 _STAMP_PATHS = {FieldPath(field=CalendarItem.get_field_by_fieldname(name)) for name in STAMP_FIELDS}
 EVENT_FIELDS = (
     "subject", "location", "start", "end", "is_all_day", "_start_timezone", "_end_timezone", "type", "uid",
     "organizer", "required_attendees", "optional_attendees", "reminder_is_set", "reminder_minutes_before_start",
-    "text_body", "is_cancelled", "last_modified_time",
+    "text_body", "is_cancelled", "last_modified_time", "sensitivity",
 )
 # A CalendarView (FindItem) returns no attendees, bodies or time zones: occurrences take those from their master.
 VIEW_FIELDS = (
     "subject", "location", "start", "end", "type", "uid", "organizer", "reminder_is_set",
-    "reminder_minutes_before_start", "is_cancelled", "last_modified_time",
+    "reminder_minutes_before_start", "is_cancelled", "last_modified_time", "sensitivity",
 )
 TASK_FIELDS = (
     "subject", "due_date", "status", "complete_date", "reminder_is_set", "reminder_due_by", "importance", "text_body",
@@ -201,6 +201,7 @@ def _event(item: CalendarItem, master: Event | None = None) -> Event:
         organizer=_address(item.organizer), attendees=_attendees(item) if master is None else master.attendees,
         reminder_minutes=_reminder(item), notes=str(text) if text is not None else (master.notes if master else ""),
         is_cancelled=bool(item.is_cancelled), last_modified=_plain(item.last_modified_time),
+        is_private=item.sensitivity in PRIVATE_SENSITIVITIES or bool(master and master.is_private),
     )
 
 
@@ -259,8 +260,9 @@ class EwsCalendar:
                 if kind in (service.CREATE, service.UPDATE):
                     if isinstance(value, CalendarItem):
                         kind_of = _KINDS.get(value.type or "", ItemKind.SINGLE)
-                        page.changed.append(ItemStamp(value.id, value.changekey, kind_of,
-                                                      _plain(value.start), _plain(value.end)))
+                        page.changed.append(ItemStamp(value.id, value.changekey, kind_of, _plain(value.start),
+                                                      _plain(value.end),
+                                                      is_private=value.sensitivity in PRIVATE_SENSITIVITIES))
                     elif isinstance(value, EwsTask):
                         page.changed.append(ItemStamp(value.id, value.changekey))
                 elif kind == service.DELETE:

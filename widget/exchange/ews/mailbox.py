@@ -36,10 +36,12 @@ PAGE_SIZE = 512  # Exchange's maximum for SyncFolderItems
 BODY_BATCH = 100  # messages per GetItem when fetching bodies
 SUMMARY_FIELDS = (
     "subject", "sender", "author", "to_recipients", "cc_recipients", "datetime_received", "datetime_sent",
-    "is_read", "message_id", "has_attachments",
+    "is_read", "message_id", "has_attachments", "sensitivity",
 )
 # Folders that Exchange knows by name (DistinguishedFolderId) in every mailbox.
 BODY_FIELDS = ("body", "attachments")
+# Exchange shows items of these sensitivities to their owner only (and delegates with the right to see private items).
+PRIVATE_SENSITIVITIES = frozenset({"Private", "Confidential"})
 DISTINGUISHED = frozenset({"inbox", "sentitems", "drafts", "deleteditems", "junkemail"})
 FolderRef = BaseFolder | DistinguishedFolderId
 
@@ -77,7 +79,7 @@ def summary_from_item(item: Message) -> MessageSummary:
         sender=_address(sender), to=[_address(m) for m in item.to_recipients or []],
         cc=[_address(m) for m in item.cc_recipients or []], received_at=_plain(item.datetime_received),
         sent_at=_plain(item.datetime_sent), is_read=bool(item.is_read), internet_message_id=item.message_id,
-        has_attachments=bool(item.has_attachments),
+        has_attachments=bool(item.has_attachments), is_private=item.sensitivity in PRIVATE_SENSITIVITIES,
     )
 
 
@@ -89,6 +91,7 @@ _MESSAGE = f"{{{TNS}}}Message"
 _ITEM_ID, _SUBJECT, _SENDER, _FROM = (f"{{{TNS}}}{n}" for n in ("ItemId", "Subject", "Sender", "From"))
 _TO, _CC, _MAILBOX, _NAME, _EMAIL = (f"{{{TNS}}}{n}" for n in ("ToRecipients", "CcRecipients", "Mailbox", "Name",
                                                                 "EmailAddress"))
+_SENSITIVITY = f"{{{TNS}}}Sensitivity"
 _RECEIVED, _SENT, _IS_READ, _MESSAGE_ID, _HAS_ATTACHMENTS = (
     f"{{{TNS}}}{n}" for n in ("DateTimeReceived", "DateTimeSent", "IsRead", "InternetMessageId", "HasAttachments"))
 _UTC_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
@@ -150,6 +153,7 @@ def summary_from_xml(message: Any) -> MessageSummary:
         received_at=_utc_xml(children.get(_RECEIVED)), sent_at=_utc_xml(children.get(_SENT)),
         is_read=_flag_xml(children.get(_IS_READ)), internet_message_id=_text(children.get(_MESSAGE_ID)),
         has_attachments=_flag_xml(children.get(_HAS_ATTACHMENTS)),
+        is_private=_text(children.get(_SENSITIVITY)) in PRIVATE_SENSITIVITIES,
     )
 
 
