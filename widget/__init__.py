@@ -25,6 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the application. Loading it starts nothing: no server, no scheduler, no network."""
     from htmx_flask import Htmx
 
+    from .access_logs import keep_launch_tokens_out_of_access_logs
     from .cli import register_commands
     from .config import Settings
     from .extensions import csrf, db, limiter, login_manager, migrate
@@ -43,7 +44,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # A database error's message would otherwise carry the statement's values: whole rows of mail, into logs.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "hide_parameters": True},
         SESSION_COOKIE_NAME="widget_session",
         SESSION_COOKIE_HTTPONLY=True,
         WTF_CSRF_TIME_LIMIT=8 * 3600,
@@ -68,6 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     Htmx(app)
     app.extensions["widget.cipher"] = make_cipher(settings.encryption_keys)
+    keep_launch_tokens_out_of_access_logs()
     init_security(app)
     register_blueprints(app)
     register_commands(app)
@@ -84,26 +87,30 @@ class DatabaseIdConverter(IntegerConverter):
 
 
 def _migrate_before_serving(app: Flask) -> None:
-    """Apply pending migrations before the first request is served (`flask db upgrade` does it ahead of time).
+    """Before this process serves its first request: apply pending migrations (`flask db upgrade` does it ahead of
+    time) and warn if rate limits live in memory while other processes serve the same instance.
 
     Done around the WSGI application, before Flask opens the request's session: the session cookie's kind (and
     every other answer) depends on settings that only a migrated database holds, the first answer's included.
     """
-    if not app.config["WIDGET_AUTO_MIGRATE"]:
-        return
+    from .worker_census import warn_if_limits_are_not_shared
+
     lock = threading.Lock()
     state = {"done": False}
     serve = app.wsgi_app
 
-    def upgrade_once_then_serve(environ: dict[str, Any], start_response: Any) -> Any:
+    def prepare_once_then_serve(environ: dict[str, Any], start_response: Any) -> Any:
         if not state["done"]:
             with lock:
                 if not state["done"]:
-                    from .migrating import upgrade_database
+                    if app.config["WIDGET_AUTO_MIGRATE"]:
+                        from .migrating import upgrade_database
 
-                    with app.app_context():
-                        upgrade_database(app)
+                        with app.app_context():
+                            upgrade_database(app)
+                    if not app.testing:
+                        warn_if_limits_are_not_shared(app.instance_path, app.config["RATELIMIT_STORAGE_URI"])
                     state["done"] = True
         return serve(environ, start_response)
 
-    app.wsgi_app = upgrade_once_then_serve
+    app.wsgi_app = prepare_once_then_serve

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from email.utils import getaddresses
 
 MAX_LENGTH = 254  # RFC 5321's limit of a path, which Exchange applies to SMTP addresses
 MAX_LOCAL = 64
@@ -40,3 +41,14 @@ def normalise_address(value: str) -> str:
             or ".." in address):
         raise AddressError(f"{shown!r} is not an e-mail address")
     return address
+
+
+MAX_COMMENT_DEPTH = 50  # "(" that the stdlib's parser may meet: it recurses into each, and 500 exhaust its stack
+
+
+def parse_address_list(raw: str) -> list[tuple[str, str]]:
+    """(name, address) pairs of a typed list such as `Ann <ann@x.com>, bob@y.org` (the stdlib's parser), or
+    AddressError when the text nests comments deeper than any address does."""
+    if raw.count("(") > MAX_COMMENT_DEPTH:
+        raise AddressError("The addresses hold more parentheses than any address does: type them again.")
+    return getaddresses([raw])

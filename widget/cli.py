@@ -53,13 +53,15 @@ def create_admin_command(email: str) -> None:
     from flask import current_app
     from werkzeug.security import generate_password_hash
 
+    from .addresses import AddressError, normalise_address
     from .extensions import db
     from .migrating import upgrade_database
     from .models import User
 
-    email = email.strip().lower()
-    if "@" not in email:
-        raise click.BadParameter(f"{email!r} is not an e-mail address", param_hint="EMAIL")
+    try:
+        email = normalise_address(email)
+    except AddressError as error:
+        raise click.BadParameter(str(error), param_hint="EMAIL") from None
     password = _read_new_password()
     if len(password) < 12:
         raise click.ClickException("choose a password of at least 12 characters")

@@ -73,10 +73,8 @@ class Settings:
         instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
         database_url = env_value("DATABASE_URL", environ)
         if not database_url:
-            database_file = instance_path / "widget.sqlite3"
-            # Created empty and owner-only before SQLite opens it, which would otherwise follow the umask.
-            os.close(os.open(database_file, os.O_WRONLY | os.O_CREAT, 0o600))
-            database_url = f"sqlite:///{database_file}"
+            database_url = f"sqlite:///{instance_path / 'widget.sqlite3'}"
+        _create_sqlite_file_owner_only(database_url)
         secret_key = env_value("SECRET_KEY", environ) or _instance_secret(
             instance_path, "secret_key", lambda: secrets.token_urlsafe(48)
         )
@@ -98,6 +96,26 @@ class Settings:
             public_url=env_value("PUBLIC_URL", environ),
             trusted_proxies=_env_count("TRUSTED_PROXIES", environ),
         )
+
+
+def _create_sqlite_file_owner_only(database_url: str) -> None:
+    """Create a SQLite database file empty and owner-only (0600) before SQLite opens it, which would otherwise follow
+    the umask (0644: mail readable by every account of the machine). SQLite gives its -wal and -shm files the
+    database file's mode, so they are owner-only too."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        raise ConfigError("WIDGET_DATABASE_URL is not a database URL") from None
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" \
+            or url.database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(url.database, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError as error:
+        raise ConfigError(f"WIDGET_DATABASE_URL: cannot create {url.database}: {error.strerror}") from None
 
 
 def _env_count(name: str, environ: Mapping[str, str] | None) -> int:

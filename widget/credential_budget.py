@@ -87,14 +87,16 @@ def _reserve(identity: str, policy: Policy) -> None:
     now = utcnow()
     table = CredentialBudget.__table__
     row = table.c.identity == identity
-    # One short transaction of its own per step, apart from the request's session: every worker sees it at once.
-    with db.engine.begin() as connection:
+    # Short transactions of their own, apart from the request's session: every worker sees them at once.
+    with db.engine.connect() as connection:
+        known = connection.execute(select(table.c.identity).where(row)).first() is not None
+    if not known:
         try:
-            with connection.begin_nested():
+            with db.engine.begin() as connection:
                 connection.execute(insert(table).values(identity=identity, failures=0, in_flight=0,
                                                         last_attempt_at=now))
         except IntegrityError:
-            pass
+            pass  # another worker made the row meanwhile
     with db.engine.begin() as connection:
         connection.execute(update(table).where(row, table.c.last_attempt_at < now - policy.window)
                            .values(failures=0, in_flight=0))
@@ -126,13 +128,14 @@ class Attempt:
 
 
 @contextmanager
-def attempt(login: str, policy: Policy) -> Iterator[Attempt]:
+def attempt(login: str, policy: Policy, *, also_failures: frozenset[str] = frozenset()) -> Iterator[Attempt]:
     """Send one credential check for `login` inside this block, if the budget allows (else CredentialsHeld).
 
     Leaving the block normally means Exchange accepted the credentials, unless the caller marked the Attempt
     failed (or not sent); an ExchangeProblem is settled by its kind (a refusal counts as a failure, a server that
     was never reached counts nothing) and raised on; any other error counts as a failure, since the directory may
-    have seen the password.
+    have seen the password. `also_failures` names kinds that count as failures here although the directory took
+    the password: where a stranger must not learn from the budget that a guess was right.
     """
     identity = identity_of(login)
     _reserve(identity, policy)
@@ -140,7 +143,8 @@ def attempt(login: str, policy: Policy) -> Iterator[Attempt]:
     try:
         yield tried
     except ExchangeProblem as problem:
-        _settle(identity, failed=problem.kind not in NOT_SENT | ACCEPTED_BUT_REFUSED, accepted=False)
+        failed = problem.kind in also_failures or problem.kind not in NOT_SENT | ACCEPTED_BUT_REFUSED
+        _settle(identity, failed=failed, accepted=False)
         raise
     except BaseException:
         _settle(identity, failed=True, accepted=False)

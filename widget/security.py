@@ -4,7 +4,8 @@
   X-Frame-Options, which cannot name several origins.
 - When embedding is on, the session cookie is `SameSite=None; Secure; Partitioned`: the widget runs in a
   third-party frame, where browsers send only such cookies (Partitioned keeps it to that CRM's frame).
-  Browsers accept Secure cookies from http://localhost, so development works without TLS.
+  Browsers accept Secure cookies from http://localhost, so development works without TLS. Over HTTPS the cookie
+  is Secure whether embedded or not, and answers carry HSTS.
 - A session names the user's session version; signing out or changing the password bumps it, ending every
   other session (the user loader refuses an old version).
 """
@@ -18,7 +19,7 @@ from flask_wtf.csrf import CSRFError
 from htmx_flask import make_response as htmx_response
 from itsdangerous import BadSignature
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from . import settings
 from .extensions import db, login_manager
@@ -88,7 +89,8 @@ class EmbeddableSessionInterface(SecureCookieSessionInterface):
         return "None" if self._embedding() else "Lax"
 
     def get_cookie_secure(self, app: Flask) -> bool:
-        return True if self._embedding() else super().get_cookie_secure(app)
+        # Over HTTPS a first-party cookie is Secure too: it must never travel over a plain-HTTP request after.
+        return self._embedding() or super().get_cookie_secure(app) or request.is_secure
 
     def get_cookie_partitioned(self, app: Flask) -> bool:
         return self._embedding()
@@ -100,6 +102,9 @@ def _security_headers(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("Cache-Control", "no-store")
+    if request.is_secure:
+        # Once a browser reached the widget over HTTPS, it never tries plain HTTP (where a cookie could be read).
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if response.mimetype == "text/html":
         # Pages answer htmx requests with fragments and others with whole pages, from the same URLs.
         response.vary.add("HX-Request")
@@ -146,6 +151,22 @@ def _refuse_nul() -> None:
                                "Type the text again rather than pasting it.")
 
 
+FORM_LIMIT = 1024 * 1024  # bytes of a urlencoded form: the longest email typed fits many times over
+
+
+def _limit_form_body(endpoint: str | None, values: dict | None) -> None:
+    # Before anything reads the form (the CSRF check is first): a urlencoded body is parsed whole, at a cost of
+    # seconds of CPU for the 16 MB that a CSV upload (multipart) may have; a larger one is refused unread (413).
+    if request.mimetype == "application/x-www-form-urlencoded":
+        request.max_content_length = min(request.max_content_length or FORM_LIMIT, FORM_LIMIT)
+
+
+def _too_large(error: RequestEntityTooLarge) -> tuple[str, int]:
+    return render_template("errors/message.html", title="Too large",
+                           message=f"This form is larger than the {FORM_LIMIT // 1024} KB the widget takes. "
+                                   "Shorten what you typed, then send it again."), 413
+
+
 def _bad_request(error: BadRequest) -> tuple[str, int]:
     return render_template("errors/message.html", title="Bad request",
                            message=error.description or "The widget could not read this request."), 400
@@ -154,7 +175,9 @@ def _bad_request(error: BadRequest) -> tuple[str, int]:
 def init_security(app: Flask) -> None:
     """Install the session interface, the headers, the address check and the error pages."""
     app.session_interface = EmbeddableSessionInterface()
+    app.url_value_preprocessor(_limit_form_body)
     app.before_request(_refuse_nul)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(BadRequest, _bad_request)
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_error)

@@ -185,8 +185,9 @@ def _check_time_zone(name: str) -> None:
 
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"'{name}' is not a time zone name such as Europe/Berlin") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file of the zone database
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        raise ValueError(f"'{shown}' is not a time zone name such as Europe/Berlin") from None
 
 
 def _is_local_host(host: str) -> bool:

@@ -41,7 +41,7 @@ def test_it_shows_why_exchange_refused_a_sign_in_inside_the_frame(page: Page, cr
     frame = open_tab(page, crm, f"{widget.url}/signin")
     authorize(frame, "carol@contoso.com", "not-her-password")
 
-    expect(frame.get_by_role("alert")).to_contain_text("did not accept this email and password")
+    expect(frame.get_by_role("alert")).to_contain_text("This email and password do not match")
     expect(frame.get_by_label("Email")).to_have_value("carol@contoso.com")
     assert widget.sandbox.store.users["carol@contoso.com"].failed_logins == 1
     assert widget.user("carol@contoso.com") is None

@@ -140,7 +140,7 @@ def test_it_lets_an_administrator_delete_a_user_and_what_the_widget_kept_for_the
         in users_page
     ask = admin_client.get(f"/admin/users/{user_id}/delete")
     assert ask.status_code == 200 and "Delete alice@contoso.com?" in _text(ask)
-    assert "1 emails, 1 calendar items and 1 tasks" in _text(ask)
+    assert "1 email, 1 calendar item and 1 task" in _text(ask)
     reply = post(admin_client, f"/admin/users/{user_id}/delete", {}, token_from=f"/admin/users/{user_id}/delete")
     assert reply.status_code == 302
     assert "alice@contoso.com is deleted" in _text(admin_client.get("/admin/users"))

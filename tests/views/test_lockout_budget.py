@@ -108,6 +108,9 @@ def test_it_answers_a_right_password_without_a_mailbox_as_it_answers_a_wrong_one
     wrong = post(client, "/signin", {"email": "nobody@contoso.com", "domain": "CONTOSO\\bob", "password": "guess"})
     assert right.status_code == wrong.status_code == 401
     assert _visible(right) == _visible(wrong)
+    # Nor does the budget: both count, so the next attempt is held whichever of the two was right.
+    held = post(client, "/signin", {"email": "nobody@contoso.com", "domain": "CONTOSO\\bob", "password": "again"})
+    assert held.status_code == 429
     assert "This email and password do not match, or this account cannot use the widget." in _visible(wrong)
     # Administrators' addresses are not told apart either.
     admin = post(client, "/signin", {"email": "admin@example.com", "domain": "", "password": "guess"})

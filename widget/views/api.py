@@ -71,6 +71,13 @@ for _code in (400, 401, 403, 404, 405, 413, 429, 500):
     bp.register_error_handler(_code, _http_error)
 
 
+def _bounded_int(text: str) -> int:
+    # No value of a batch is a number this long; Python would refuse to convert one over 4300 digits anyway.
+    if len(text.lstrip("-")) > 30:
+        raise ValueError(f"a number of {len(text)} digits, longer than any id")
+    return int(text)
+
+
 def _bearer_token() -> tuple[str | None, str | None]:
     """(token, None), or (None, what is wrong with the Authorization header)."""
     header = request.headers.get("Authorization", "")
@@ -97,11 +104,15 @@ def crm_records() -> ResponseReturnValue:
     if not body.strip():
         return _error(400, 'the body is empty: send a JSON object such as {"upsert": [...], "delete": [...]}')
     try:
-        payload = json.loads(body.decode("utf-8-sig"))
+        payload = json.loads(body.decode("utf-8-sig"), parse_int=_bounded_int)
     except UnicodeDecodeError:
         return _error(400, "the body is not UTF-8 text")
     except json.JSONDecodeError as error:
         return _error(400, f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}")
+    except RecursionError:
+        return _error(400, "the body nests arrays or objects deeper than a batch of records does")
+    except ValueError as error:
+        return _error(400, f"the body is not a batch of records: {error}")
     try:
         batch = parse_batch(payload, MAX_RECORDS)
     except BatchError as error:

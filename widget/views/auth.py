@@ -61,7 +61,7 @@ def _render_signin(error: str | None = None, status: int = 200, **values: str) -
 
 
 def _held(held: CredentialsHeld) -> tuple[str, int, dict[str, str]]:
-    page, _ = _render_signin(held.message, 429, email=request.form.get("email", "").strip())
+    page, _ = _render_signin(held.message, 429, email=request.form.get("email", "").strip()[:MAX_LENGTH])
     return page, 429, {"Retry-After": held.retry_after}
 
 
@@ -90,6 +90,8 @@ def signin() -> Response | tuple[str, int]:
     current = settings.load()
     policy = Policy.from_settings(current)
     user = _find_user(email)
+    if user is not None and user.disabled:
+        return _render_signin(REFUSED, 401, email=email)
     try:
         if user is not None and user.is_admin and user.admin_password_hash:
             # Administrators have a local password; it is never sent to Exchange, and guessing it is budgeted too.
@@ -99,10 +101,9 @@ def signin() -> Response | tuple[str, int]:
                 return _render_signin(REFUSED, 401, email=email)
             sign_in(user)
             return redirect(safe_next(request.form.get("next")))
-        if user is not None and user.disabled:
-            return _render_signin(REFUSED, 401, email=email)
         login = exchange_login(email, domain)
-        with credential_budget.attempt(login, policy):
+        # A right password without a mailbox costs as a wrong one: the budget must not tell them apart either.
+        with credential_budget.attempt(login, policy, also_failures=frozenset({"access"})):
             check_credentials(current, email, login, password)
     except CredentialsHeld as held:
         return _held(held)

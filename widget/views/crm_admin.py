@@ -24,6 +24,7 @@ from ..extensions import db
 from ..models import ApiToken, CrmAddress, CrmRecord
 from ..text_search import LIKE_ESCAPE, contains
 from .admin import CHOICE_LABELS, admin_required, forbidden
+from .paging import page_number
 
 bp = Blueprint("crm_admin", __name__, url_prefix="/admin/crm")
 bp.register_error_handler(403, forbidden)
@@ -70,10 +71,7 @@ def records() -> ResponseReturnValue:
     query = request.args.get("q", "").strip()[:200]
     module = request.args.get("module", "")
     module = module if module in MODULES else ""
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = page_number()
     select = db.select(CrmRecord)
     if module:
         select = select.where(CrmRecord.module == module)
@@ -172,7 +170,7 @@ def _submitted_mapping(module: str, parsed: ParsedCsv) -> dict[str, int]:
         value = request.form[name]
         if value == "":
             mapping.pop(f.key, None)
-        elif value.isdigit():
+        elif value.isascii() and value.isdigit() and len(value) < 6:
             mapping[f.key] = int(value)
         else:
             mapping[f.key] = -1  # not a column: check_mapping says so

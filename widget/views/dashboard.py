@@ -23,6 +23,7 @@ from ..extensions import db, limiter
 from ..htmx import CALENDAR_CHANGED, TASKS_CHANGED, is_htmx
 from ..models import CalendarItem, SyncRun, Task
 from ..settings import SYNC_TYPE_LABELS
+from .paging import row_id
 
 bp = Blueprint("dashboard", __name__)
 
@@ -160,13 +161,13 @@ def _tasks_context(current: settings.WidgetSettings) -> dict[str, Any]:
 
 def _done_banner() -> str | None:
     """After a form sent without JavaScript: what was just created (the user's own item only)."""
-    scheduled, task = request.args.get("scheduled", ""), request.args.get("task", "")
-    if scheduled.isdigit():
-        item = db.session.get(CalendarItem, int(scheduled))
+    scheduled, task = row_id(request.args.get("scheduled", "")), row_id(request.args.get("task", ""))
+    if scheduled is not None:
+        item = db.session.get(CalendarItem, scheduled)
         if item is not None and item.user_id == current_user.id:
             return f"“{item.subject}” is scheduled."
-    if task.isdigit():
-        row = db.session.get(Task, int(task))
+    if task is not None:
+        row = db.session.get(Task, task)
         if row is not None and row.user_id == current_user.id:
             return f"The task “{row.subject}” is saved."
     return None

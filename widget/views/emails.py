@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, tzinfo
-from email.utils import getaddresses
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
@@ -23,6 +22,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from .. import local_time, settings
+from ..addresses import AddressError, parse_address_list
 from ..crm.listing import emails_for_record
 from ..crm.records import find_record, primary_address
 from ..crm.visibility import visible_email
@@ -186,7 +186,12 @@ def body(email_id: int) -> ResponseReturnValue:
 # -- sending from a record ---------------------------------------------------------------------------------------------
 def _parse_addresses(raw: str, label: str, errors: dict[str, str], key: str) -> list[tuple[str, str]]:
     pairs = []
-    for name, address in getaddresses([raw.replace(";", ",")]):
+    try:
+        found = parse_address_list(raw.replace(";", ","))
+    except AddressError as error:
+        errors[key] = f"{label}: {error}"
+        return []
+    for name, address in found:
         address = address.strip()
         if not address and not name.strip():
             continue

@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from email.utils import getaddresses
 from zoneinfo import ZoneInfo
 
 from werkzeug.datastructures import MultiDict
 
+from ..addresses import AddressError, parse_address_list
 from ..sync.calendar_actions import MeetingDraft
 from .emails import _ADDRESS
 
@@ -79,7 +79,10 @@ def default_form(kind: str, zone: tzinfo, now: datetime) -> ScheduleForm:
 
 def parse_attendee(raw: str) -> tuple[str, str] | None:
     """One attendee as a chip carries it ("Name <address>" or an address); None when it holds no valid address."""
-    pairs = getaddresses([plain_text(raw)])
+    try:
+        pairs = parse_address_list(plain_text(raw))
+    except AddressError:
+        return None
     if len(pairs) != 1:
         return None
     name, address = pairs[0]

@@ -65,6 +65,7 @@ def resolve_people(account: Account, query: str) -> list[tuple[str, str]]:
     if not query:
         return []
     try:
+        account.protocol.version  # noqa: B018 - ResolveNames is sent in the protocol's version: ask it first if unknown
         found = account.protocol.resolve_names([query], search_scope="ActiveDirectory")
     except (ews_errors.EWSError, requests.RequestException, OSError) as error:
         raise explain(error) from error
