@@ -82,6 +82,8 @@ class User(UserMixin, db.Model):
     sync_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_sync_outcome: Mapped[str | None] = mapped_column(String(500))
+    # The last directory addition (DirectoryAddition.id) whose mail this mailbox has caught up on.
+    caught_up_addition: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def get_id(self) -> str:
@@ -154,6 +156,16 @@ class User(UserMixin, db.Model):
             from .service_account import mark_refused
 
             mark_refused()
+
+
+class DirectoryAddition(db.Model):
+    """An address the CRM directory learnt, whose past mail each mailbox catches up on at its next sync."""
+
+    __tablename__ = "directory_additions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Setting(db.Model):

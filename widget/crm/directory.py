@@ -8,16 +8,14 @@ record that has not arrived yet: relations are kept by id, not by foreign key.
 Every function here works in the caller's transaction: nothing commits, so that an import or an API batch is
 applied whole or not at all.
 
-**Re-linking past mail.** The sync engine stores only mail that matches a record (the privacy default, unless
-the administrator stores all mail): mail from an address the directory did not know was seen by the sync and
-left in Exchange. So when a change ADDS addresses that no record had before, `upsert_records` asks every
-account for a full pass (`request_relink`): it clears every folder's Exchange sync state
-(`FolderSync.sync_state = None`) and makes every account that syncs due now. The sync engine
-(widget/sync/email.py) then walks each folder from the start; a full pass deletes nothing until it has
-completed, stores the newly matching mail of the history window, and keeps what it stored before. A contact
-imported today thus shows last month's mail after the next sync. Changes that only remove addresses, rename
-records or change relations need no pass (matching reads relations when mail is shown), nor do addresses that
-the sync never stores anyway (excluded addresses and domains), nor any change while all mail is stored.
+**Past mail of new addresses.** The sync engine stores only mail that matches a record (the privacy default,
+unless the administrator stores all mail): mail from an address the directory did not know was seen by the sync
+and left in Exchange. So when a change ADDS addresses that no record had before, `upsert_records` records them
+for the sync room (widget/sync/catch_up.py): each mailbox's next sync searches its folders for those addresses
+within the history window, once for a whole burst of changes. A contact imported today thus shows last month's
+mail after the next sync. Changes that only remove addresses, rename records or change relations need nothing
+(matching reads relations when mail is shown), nor do addresses that the sync never stores anyway (excluded
+addresses and domains), nor any change while all mail is stored.
 """
 
 from __future__ import annotations
@@ -28,11 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func
 
 from ..addresses import normalise_address
 from ..extensions import db
-from ..models import CRM_MODULES, CrmAddress, CrmRecord, FolderSync, User, UserStatus
+from ..models import CRM_MODULES, CrmAddress, CrmRecord
 
 MODULES = CRM_MODULES
 # Which relations each module has: a contact belongs to an account; a deal to an account and a contact.
@@ -231,7 +229,9 @@ def upsert_records(rows: Sequence[RecordInput], *, now: datetime | None = None) 
     added = {address for row in rows for address in row.emails} - before
     result.new_addresses = len(added)
     if added and _relink_needed(added):
-        request_relink(now)
+        from ..sync.catch_up import record_additions
+
+        record_additions(added, now or datetime.now(UTC))
         result.relink = True
     return result
 
@@ -260,24 +260,6 @@ def _relink_needed(added: set[str]) -> bool:
         return False
     excluded, domains = set(current.excluded_addresses), set(current.excluded_domains)
     return any(address not in excluded and address.rpartition("@")[2] not in domains for address in added)
-
-
-def request_relink(now: datetime | None = None) -> None:
-    """Make every account walk its folders again from the start, now (in the caller's transaction).
-
-    Clears every folder's Exchange sync state — the sync engine then makes a full pass, which deletes nothing
-    until it has completed — and makes due now every account that syncs: not disabled, not waiting for a
-    password, and authorized (or already on the schedule, as impersonated accounts are). An account that waits
-    for a password makes its full pass once it has one.
-    """
-    now = now or datetime.now(UTC)
-    db.session.execute(update(FolderSync).values(sync_state=None))
-    db.session.execute(
-        update(User)
-        .where(User.disabled.is_(False), User.status != UserStatus.NEEDS_PASSWORD,
-               or_(User.status == UserStatus.AUTHORIZED, User.sync_due_at.is_not(None)))
-        .values(sync_due_at=now)
-    )
 
 
 def counts_by_module() -> dict[str, int]:

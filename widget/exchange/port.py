@@ -14,7 +14,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from .values import Availability, ChangesPage, Event, EventFields, MessageBody, SyncPage, TaskData, TaskFields
+from .values import (
+    Availability,
+    ChangesPage,
+    Event,
+    EventFields,
+    MessageBody,
+    MessageSummary,
+    SyncPage,
+    TaskData,
+    TaskFields,
+)
 
 
 class MailboxPort(Protocol):
@@ -31,6 +41,11 @@ class MailboxPort(Protocol):
 
     def bodies(self, item_ids: Iterable[str]) -> Iterator[tuple[str, MessageBody | None]]:
         """Bodies and attachment names of messages; None for a message gone meanwhile."""
+        ...
+
+    def messages_with(self, folder: str, address: str, since: datetime) -> list[MessageSummary]:
+        """The messages of a mail folder received since `since` that `address` sent or received (a search of the
+        mailbox, restricted to that address: a catch-up for an address the directory just learnt)."""
         ...
 
     def send(self, subject: str, text: str, to: list[tuple[str, str]], cc: list[tuple[str, str]],

@@ -44,10 +44,13 @@ class MailRules:
         return cls(frozenset(current.excluded_addresses), frozenset(current.excluded_domains),
                    current.store_unmatched_email, current.sync_history_days, addresses)
 
+    def excluded_address(self, address: str) -> bool:
+        """Mail to or from this address is never stored (an excluded address, or one of an excluded domain)."""
+        return address in self.excluded_addresses or address.rpartition("@")[2] in self.excluded_domains
+
     def excluded(self, message: MessageSummary) -> bool:
         """Mail to or from an excluded address or domain is never stored."""
-        return any(address in self.excluded_addresses or address.rpartition("@")[2] in self.excluded_domains
-                   for address in message.addresses())
+        return any(self.excluded_address(address) for address in message.addresses())
 
     def wanted(self, message: MessageSummary, owner: str, first_pass: bool, now: datetime) -> bool:
         """Whether a message not stored yet should be."""

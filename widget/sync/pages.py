@@ -51,6 +51,7 @@ class FolderResult:
     deleted: int = 0
     pages: int = 0
     full_pass: bool = False
+    fresh_pass: bool = False  # a full pass began in this run (it saw every address the directory knew then)
     skipped: list[str] = field(default_factory=list)  # items left out, each with why, for the sync history
 
     def skip(self, what: str, why: str) -> None:
@@ -143,6 +144,7 @@ def sync_folder(user: User, folder_pass: FolderPass[PageT], *, now: datetime, pr
     state = folder_state(user, folder)
     if state.sync_state is None:
         _start_full_pass(state)
+        result.fresh_pass = True
     result.full_pass = not state.pass_complete
     synced_before = state.last_synced_at
     started, resets, handled = time.monotonic(), 0, 0
@@ -159,7 +161,7 @@ def sync_folder(user: User, folder_pass: FolderPass[PageT], *, now: datetime, pr
                 raise Runaway(folder_label(folder), "Exchange declared the folder's sync state invalid again and "
                                                     "again.") from None
             _start_full_pass(state)
-            result.full_pass = True
+            result.full_pass = result.fresh_pass = True
             continue
         result.pages += 1
         handled += folder_pass.apply_page(state, page)

@@ -24,6 +24,7 @@ from ..exchange.port import MailboxPort
 from ..exchange.problems import ExchangeProblem
 from ..extensions import db
 from ..models import SyncRun, User
+from . import catch_up
 from .calendar import SyncRules, sync_calendar
 from .calendar_rows import CALENDAR_FOLDER, TASKS_FOLDER
 from .email import MailRules, sync_mail
@@ -89,7 +90,11 @@ def _run_plan(user: User, plan: SyncPlan, port: MailboxPort, current: settings.W
     """Every folder of the plan, one after another."""
     results: list[FolderResult] = []
     if plan.mail_folders:
-        results += sync_mail(user, port, MailRules.from_settings(current), plan.mail_folders, progress=report).folders
+        upto = catch_up.latest_addition()  # the addresses known from here on are in the rules the folders use
+        rules = MailRules.from_settings(current)
+        mail = sync_mail(user, port, rules, plan.mail_folders, progress=report).folders
+        catch_up.catch_up(user, port, mail, rules, upto=upto, now=now)
+        results += mail
     if plan.calendar_rules.pulls:
         results.append(sync_calendar(user, port, plan.calendar_rules, progress=report, now=now))
     if plan.task_rules.pulls:
@@ -172,6 +177,8 @@ def run_sync(user: User, *, progress: Progress | None = None, now: datetime | No
             # Email may be off (another integration owns it) while the calendar and tasks still sync: say so.
             outcome = Outcome("ok", f"{summary}. {plan.email_off_reason}" if plan.email_off_reason else summary)
             user.sync_failures = 0
+            if plan.mail_folders and catch_up.pending(user):
+                next_due = now  # the directory learnt more addresses during this run: catch up on them next
     except ExchangeProblem as problem:
         db.session.rollback()
         outcome, next_due = _after_problem(user, problem, now)
