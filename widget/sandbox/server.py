@@ -43,6 +43,7 @@ from .soap import (
 from .store import Store
 
 if TYPE_CHECKING:
+    from .graph.server import GraphFront
     from .schema import SchemaValidator
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class Sandbox:
         self.stats = Stats()
         self.observers: list[Observer] = []
         self.schema_validator: SchemaValidator | None = None
+        self.graph: GraphFront | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -167,8 +169,27 @@ class Sandbox:
         finally:
             self._server.server_close()
 
+    def start_graph(self, host: str = "127.0.0.1", port: int = 0, *, tenant: str | None = None,
+                    tls_dir: Path | None = None) -> GraphFront:
+        """Serve Microsoft Graph and the identity platform over HTTPS too, on this sandbox's store (port 0 picks a
+        free port); the CA certificate is written to `tls_dir` (a temporary folder if None)."""
+        from .graph.identity import DEFAULT_TENANT
+        from .graph.server import GraphFront
+
+        self.graph = GraphFront(self, tenant=tenant or DEFAULT_TENANT, tls_dir=tls_dir)
+        try:
+            self.graph.start(host, port)
+        except OSError:
+            self.graph.stop()
+            self.graph = None
+            raise
+        return self.graph
+
     def stop(self) -> None:
         """Stop serving and clean up."""
+        if self.graph is not None:
+            self.graph.stop()
+            self.graph = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
