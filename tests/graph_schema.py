@@ -52,7 +52,6 @@ class Metadata:
     enums: dict[str, set[str]] = field(default_factory=dict)
     flags: set[str] = field(default_factory=set)
     actions: dict[str, list[dict[str, tuple[str, bool]]]] = field(default_factory=dict)
-    returns: dict[str, list[str]] = field(default_factory=dict)
 
     def chain(self, name: str) -> list[TypeInfo]:
         """A type and its bases, most derived first."""
@@ -74,31 +73,41 @@ def _short(type_name: str) -> str:
 
 
 def load_metadata(folder: Path) -> Metadata:
-    """Parse the CSDL once."""
+    """Parse the CSDL once. The main schema's names are kept short ("message"); the others' carry their namespace
+    below microsoft.graph ("security.user"), and "self." (their alias) is resolved."""
     tree = etree.parse(str(folder / METADATA_FILE), etree.XMLParser(huge_tree=True, resolve_entities=False))
     found = Metadata()
     for schema in tree.iter(f"{EDM}Schema"):
+        namespace, alias = schema.get("Namespace", ""), schema.get("Alias")
+        prefix = "" if namespace == "microsoft.graph" else namespace.removeprefix("microsoft.graph.") + "."
+
+        def qualified(type_name: str | None, namespace: str = namespace, alias: str | None = alias) -> str | None:
+            if type_name is None:
+                return None
+            collection = type_name.startswith("Collection(")
+            inner = type_name[11:-1] if collection else type_name
+            if alias and inner.startswith(alias + "."):
+                inner = namespace + inner[len(alias):]
+            inner = inner if inner.startswith("Edm.") else _short(inner)
+            return f"Collection({inner})" if collection else inner
+
         for elem in schema:
             tag = etree.QName(elem).localname if isinstance(elem.tag, str) else ""
-            name = elem.get("Name")
+            name = prefix + (elem.get("Name") or "")
             if tag in ("EntityType", "ComplexType"):
-                props = {p.get("Name"): (p.get("Type"), p.get("Nullable") != "false")
+                props = {p.get("Name"): (qualified(p.get("Type")), p.get("Nullable") != "false")
                          for p in elem if isinstance(p.tag, str) and etree.QName(p).localname in (
                              "Property", "NavigationProperty")}
-                base = elem.get("BaseType")
                 found.types[name] = TypeInfo(name, "entity" if tag == "EntityType" else "complex", props,
-                                             _short(base) if base else None, elem.get("OpenType") == "true")
+                                             qualified(elem.get("BaseType")), elem.get("OpenType") == "true")
             elif tag == "EnumType":
                 found.enums[name] = {m.get("Name") for m in elem.iter(f"{EDM}Member")}
                 if elem.get("IsFlags") == "true":
                     found.flags.add(name)
             elif tag in ("Action", "Function"):
-                params = {p.get("Name"): (p.get("Type"), p.get("Nullable") != "false")
+                params = {p.get("Name"): (qualified(p.get("Type")), p.get("Nullable") != "false")
                           for p in elem.iter(f"{EDM}Parameter") if p.get("Name") != "bindingParameter"}
                 found.actions.setdefault(name, []).append(params)
-                returned = elem.find(f"{EDM}ReturnType")
-                if returned is not None:
-                    found.returns.setdefault(name, []).append(returned.get("Type"))
     return found
 
 
@@ -166,7 +175,7 @@ class GraphSchemaChecker:
                         "reason") not in REMOVED_REASONS:
                     problems.append(f"$.value[{index}]: a removal is {{id, @removed: {{reason}}}}")
                 continue
-            self._value(f"graph.{type_name}", entry, True, f"$.value[{index}]", problems)
+            self._value(type_name, entry, True, f"$.value[{index}]", problems)
 
     def _action(self, name: str, data: Any, problems: list[str]) -> None:
         overloads = self.metadata.actions.get(name)

@@ -43,3 +43,9 @@ def front(graph_sandbox: Sandbox) -> GraphFront:
 def graph(front: GraphFront) -> Graph:
     """A Graph client with an app-only token (client secret) from msal."""
     return Graph.app_only(front)
+
+
+@pytest.fixture
+def sandbox(graph_sandbox: Sandbox) -> Sandbox:
+    """The suite's `account` fixture builds exchangelib accounts on `sandbox`: here, the one with a Graph front."""
+    return graph_sandbox

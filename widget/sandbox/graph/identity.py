@@ -198,6 +198,20 @@ class IdentityPlatform:
         self.user_object_ids: dict[str, str] = {}
         self.access_token_lifetime = DEFAULT_ACCESS_TOKEN_LIFETIME
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_key", None)  # a key object does not pickle; the PEM does
+        return state
+
+    @property
+    def signing_key(self) -> rsa.RSAPrivateKey:
+        """The tenant's signing key, loaded once (loading checks the key, which takes milliseconds)."""
+        key = self.__dict__.get("_key")
+        if key is None:
+            key = serialization.load_pem_private_key(self.signing_key_pem, password=None)
+            self.__dict__["_key"] = key
+        return key
+
     # -- names ---------------------------------------------------------------------------------------------------
     def names_tenant(self, name: str) -> bool:
         """Whether a path segment names this tenant (its domain, its GUID, or organizations/common)."""
@@ -243,7 +257,7 @@ class IdentityPlatform:
 
     def keys(self) -> dict[str, Any]:
         """The JSON Web Key Set that verifies the tenant's tokens."""
-        public = serialization.load_pem_private_key(self.signing_key_pem, password=None).public_key()
+        public = self.signing_key.public_key()
         jwk = jwt.algorithms.RSAAlgorithm.to_jwk(public, as_dict=True)
         jwk.update(kid=self.key_id, use="sig", alg="RS256", issuer=None)
         jwk.pop("issuer")
@@ -307,7 +321,7 @@ class IdentityPlatform:
 
     # -- tokens ----------------------------------------------------------------------------------------------------
     def _sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode(claims, self.signing_key_pem, algorithm="RS256", headers={"kid": self.key_id})
+        return jwt.encode(claims, self.signing_key, algorithm="RS256", headers={"kid": self.key_id})
 
     def _access_token(self, app: App, user: str | None, permissions: frozenset[str]) -> tuple[str, int]:
         now = int(time.time())
@@ -334,9 +348,8 @@ class IdentityPlatform:
 
     def verify_access_token(self, token: str) -> Principal:
         """Who an access token speaks for; InvalidToken when it is not one the platform issued or no longer holds."""
-        public = serialization.load_pem_private_key(self.signing_key_pem, password=None).public_key()
         try:
-            claims = jwt.decode(token, public, algorithms=["RS256"], audience=GRAPH_RESOURCE,
+            claims = jwt.decode(token, self.signing_key.public_key(), algorithms=["RS256"], audience=GRAPH_RESOURCE,
                                 options={"require": ["exp", "iat", "appid"]})
         except jwt.ExpiredSignatureError:
             raise InvalidToken("InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.") \
