@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MAILBOX_CONCURRENCY = 4
 MAX_BATCH = 20
-# An observer sees every JSON body: ("request" | "response", the metadata type or "error", the endpoint, the body).
+# An observer sees every JSON body: ("request" | "refused request" | "response", the metadata type or "error", the
+# endpoint, the body). A refused request (answered 4xx) may break the metadata; that is why it was refused.
 GraphObserver = Callable[[str, str, str, Any], None]
 
 
@@ -286,12 +287,18 @@ class GraphFront:
                 return self._reply(self._user_json(mailbox, base_url), headers, endpoint)
             request = GraphRequest(self, method, rest, query, headers, body, principal, mailbox, base_url,
                                    parse_prefer(headers))
-            if route.body_type and body:
-                self._observe("request", route.body_type, endpoint, request.json())
-            with self.sandbox.store.lock:
-                answer = routes.run(route, request, ids)
-                if method != "GET":
-                    self.sandbox.persist()
+            sent = request.json() if route.body_type and body else None
+            try:
+                with self.sandbox.store.lock:
+                    answer = routes.run(route, request, ids)
+                    if method != "GET":
+                        self.sandbox.persist()
+            except GraphError:
+                if sent is not None:  # a body the sandbox refused may break the metadata: that is why
+                    self._observe("refused request", route.body_type or "", endpoint, sent)
+                raise
+            if sent is not None:  # a body the sandbox took must be one Graph takes
+                self._observe("request", route.body_type or "", endpoint, sent)
             return self._reply(answer, headers, endpoint)
         except GraphError as error:
             return self._error_reply(error, headers, endpoint)
