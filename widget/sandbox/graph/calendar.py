@@ -322,7 +322,8 @@ def _attendees(value: Any) -> dict[str, list[Attendee]]:
 
 def event_props(data: dict[str, Any]) -> dict[str, Any]:
     """The store's properties for an event a client writes."""
-    unknown = set(data) - EVENT_WRITABLE
+    # Annotations (@odata.type, which Microsoft\'s SDKs send) are OData\'s, not properties.
+    unknown = {key for key in data if not key.startswith("@")} - EVENT_WRITABLE
     if unknown:
         raise bad_request(f"Property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.event'.",
                           "RequestBodyRead")
@@ -445,7 +446,7 @@ def delete_event(req: GraphRequest, event_id: str) -> GraphReply:
 def get_schedule(req: GraphRequest) -> GraphReply:
     """POST calendar/getSchedule: availabilityView digits, scheduleItems and workingHours per address; an unknown
     address gets an error entry; at most 100 addresses and 62 days."""
-    data = req.json()
+    data = req.action_parameters()
     schedules = data.get("schedules")
     if not isinstance(schedules, list) or not schedules or not all(isinstance(s, str) for s in schedules):
         raise bad_request("'schedules' must be a non-empty list of SMTP addresses.", "ErrorInvalidParameter")

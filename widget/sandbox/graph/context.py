@@ -78,6 +78,11 @@ class GraphRequest:
         """The request's JSON body."""
         return parse_json(self.body)
 
+    def action_parameters(self) -> dict[str, Any]:
+        """An action's JSON body with its parameter names as Graph documents them: Graph reads them whatever
+        their case, and Microsoft's SDKs send the metadata's ("Message", "SaveToSentItems")."""
+        return {key[:1].lower() + key[1:]: value for key, value in self.json().items()}
+
     def link(self, path: str, query: dict[str, str]) -> str:
         """An absolute link below the mailbox's user URL."""
         return f"{self.user_url}/{path}" + (f"?{urlencode(query, safe='$')}" if query else "")

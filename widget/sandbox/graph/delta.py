@@ -17,13 +17,14 @@ with a ``Location`` header holding the delta URL to start over from.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import hmac
 import json
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,39 +85,68 @@ def page_size(prefer: dict[str, str], default: int = DEFAULT_PAGE_SIZE) -> int:
 
 @dataclass
 class LogPage:
-    """One page of a change-log round: (item id or None, removed id) entries, and where the next page starts."""
+    """One page of a change-log round: the (is a removal, id) entries it gives, and where the next page starts."""
 
-    changed: list[str]
-    removed: list[str]
-    order: list[tuple[bool, str]]  # (is a removal, id) in the order the page gives them
-    next_since: int
+    order: list[tuple[bool, str]]
+    after: int  # the log point of the last change this page looked at
     complete: bool  # True: the round is over (a deltaLink); False: more pages (a nextLink)
 
 
-def log_page(folder: Folder, since: int, size: int, keep: Callable[[str], bool] | None = None) -> LogPage:
-    """The next page of changes of `folder` after point `since` of its change log.
+class ChangeIndex:
+    """Every change's log point per item and folder, built from the folders' change logs as they grow (under the
+    store's lock), so that a round can give each item once: at its first change after the round's start."""
 
-    An item created and deleted after `since` is skipped (the client never had it); `keep` filters the items still
-    there (a $filter of the first round). The round is complete when the log holds nothing more.
-    """
-    order: list[tuple[bool, str]] = []
-    changed, removed = [], []
-    last = since
-    changes: Iterator[tuple[int, str, Any]] = folder.changes_since(since)
-    for seq, item_id, entry in changes:
-        if len(order) >= size:
-            return LogPage(changed, removed, order, last, complete=False)
-        last = seq
-        if entry.deleted or item_id not in folder.items:
-            if entry.created <= since:
-                removed.append(item_id)
-                order.append((True, item_id))
-            continue
-        if keep is not None and not keep(item_id):
-            continue
-        changed.append(item_id)
-        order.append((False, item_id))
-    return LogPage(changed, removed, order, folder.seq, complete=True)
+    def __init__(self) -> None:
+        self._folders: dict[str, tuple[int, dict[str, list[int]]]] = {}
+
+    def _history(self, folder: Folder) -> dict[str, list[int]]:
+        done, history = self._folders.get(folder.id, (0, {}))
+        changes = folder.changes
+        for seq, item_id in changes[done:]:
+            history.setdefault(item_id, []).append(seq)
+        self._folders[folder.id] = (len(changes), history)
+        return history
+
+    def first_change_after(self, folder: Folder, item_id: str, since: int) -> int | None:
+        """The log point of the item's first change after `since`, or None."""
+        points = self._history(folder).get(item_id, [])
+        index = bisect.bisect_right(points, since)
+        return points[index] if index < len(points) else None
+
+    def log_page(self, folder: Folder, since: int, upto: int, after: int, size: int,
+                 keep: Callable[[str], bool] | None = None) -> LogPage:
+        """The next page of the round that gives the changes of `folder` in (since, upto], from log point `after`.
+
+        Each item changed in that span comes once, where it first changed (its current state: a later change of an
+        item already given is given again by the next round, the replay a client must tolerate). An item created
+        and deleted within the span is skipped (the client never had it); `keep` filters the items still there (a
+        first round's $filter). Changes after `upto` wait for the next round.
+        """
+        order: list[tuple[bool, str]] = []
+        last = after
+        changes = folder.changes
+        for position in range(bisect.bisect_right(changes, (after, "\uffff")), len(changes)):
+            seq, item_id = changes[position]
+            if seq > upto:
+                break
+            if self.first_change_after(folder, item_id, since) != seq:
+                continue  # given (or to be given) at its first change in this round
+            entry = folder.log[item_id]
+            if entry.deleted or item_id not in folder.items:
+                if entry.created <= since:
+                    if len(order) >= size:
+                        return LogPage(order, last, complete=False)
+                    order.append((True, item_id))
+                last = seq
+                continue
+            if keep is not None and not keep(item_id):
+                last = seq
+                continue
+            if len(order) >= size:
+                return LogPage(order, last, complete=False)
+            order.append((False, item_id))
+            last = seq
+        return LogPage(order, upto, complete=True)
 
 
 @dataclass
@@ -174,32 +204,40 @@ def diff(held: dict[str, str], current: dict[str, str]) -> list[tuple[bool, str]
 def log_delta(req: GraphRequest, folder: Folder, path: str, kind: str, odata_type: str,
               render: Callable[[Item, set[str] | None], dict[str, Any]],
               make_filter: Callable[[str | None], Callable[[Item], bool] | None] | None = None) -> GraphReply:
-    """A page of a change-log delta (mail folders, To Do lists): its options ($select, a first round's $filter) are
-    kept in the links, as Graph encodes them."""
+    """A page of a change-log delta (mail folders, To Do lists). A round gives the changes between its start and
+    the log's point when it started; its options ($select, a first round's $filter) are kept in the links, as
+    Graph encodes them."""
     restart = req.link(path, {})
     secret = req.store.secret
     token = req.query.get("$skiptoken") or req.query.get("$deltatoken")
     if token is not None:
         state = read_token(secret, token)
+        points = [state.get(name) for name in ("s", "u", "a")] if state else []
         if (state is None or state.get("k") != kind or state.get("f") != folder.id
-                or not isinstance(state.get("s"), int) or state["s"] > folder.seq):
+                or not all(isinstance(p, int) for p in points) or not points[0] <= points[2] <= points[1]
+                or points[1] > folder.seq):
             raise DeltaGone(restart)
-        since, select, filter_text = state["s"], state.get("sel"), state.get("flt")
+        since, upto, after = points
+        select, filter_text = state.get("sel"), state.get("flt")
+        if "$deltatoken" in req.query:  # a new round: up to where the log is now
+            upto, after = folder.seq, since
     else:
-        since, select, filter_text = 0, req.query.get("$select"), req.query.get("$filter")
+        since, upto, after = 0, folder.seq, 0
+        select, filter_text = req.query.get("$select"), req.query.get("$filter")
     keep = make_filter(filter_text) if make_filter is not None and filter_text else None
-    page = log_page(folder, since, page_size(req.prefer),
-                    None if keep is None else lambda item_id: keep(folder.items[item_id]))
+    page = req.front.changes.log_page(folder, since, upto, after, page_size(req.prefer),
+                                      None if keep is None else lambda item_id: keep(folder.items[item_id]))
     fields = {part.strip() for part in select.split(",") if part.strip()} if select else None
     value = [{"id": graph_id(item_id), "@removed": {"reason": "deleted"}} if removed
              else render(folder.items[item_id], fields) for removed, item_id in page.order]
-    # A first round's $filter holds until it is over; later rounds give every change.
-    next_state = {"k": kind, "f": folder.id, "s": page.next_since, "sel": select,
-                  "flt": filter_text if not page.complete else None}
     data: dict[str, Any] = {"@odata.context": req.context_url(f"Collection({odata_type})"), "value": value}
-    link = sign_token(secret, next_state)
     if page.complete:
+        # The next round starts where this one ended; a first round's $filter holds for it alone.
+        link = sign_token(secret, {"k": kind, "f": folder.id, "s": upto, "u": upto, "a": upto, "sel": select,
+                                   "flt": None})
         data["@odata.deltaLink"] = req.link(path, {"$deltatoken": link})
     else:
+        link = sign_token(secret, {"k": kind, "f": folder.id, "s": since, "u": upto, "a": page.after,
+                                   "sel": select, "flt": filter_text})
         data["@odata.nextLink"] = req.link(path, {"$skiptoken": link})
     return GraphReply(200, data, f"Collection({odata_type})")

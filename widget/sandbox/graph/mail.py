@@ -98,12 +98,13 @@ def message_json(req: GraphRequest, item: Item, select: set[str] | None = None) 
 # -- parsing ----------------------------------------------------------------------------------------------------
 MESSAGE_WRITABLE = {"subject", "body", "toRecipients", "ccRecipients", "bccRecipients", "replyTo", "importance",
                     "isRead", "categories", "from", "sender", "attachments", "internetMessageHeaders", "flag",
-                    "isDeliveryReceiptRequested", "isReadReceiptRequested", "@odata.type", "inferenceClassification"}
+                    "isDeliveryReceiptRequested", "isReadReceiptRequested", "inferenceClassification"}
 
 
 def message_props(data: dict[str, Any]) -> dict[str, Any]:
     """The store's properties for a message a client writes (POST or PATCH)."""
-    unknown = set(data) - MESSAGE_WRITABLE
+    # Annotations (@odata.type, which Microsoft\'s SDKs send) are OData\'s, not properties.
+    unknown = {key for key in data if not key.startswith("@")} - MESSAGE_WRITABLE
     if unknown:
         raise bad_request(f"Property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.message'. Make "
                           "sure to only use property names that are defined by the type.", "RequestBodyRead")
@@ -333,7 +334,7 @@ def delete_message(req: GraphRequest, message_id: str) -> GraphReply:
 def move_message(req: GraphRequest, message_id: str) -> GraphReply:
     """POST messages/{id}/move {destinationId}: a moved message gets a new REST id (its immutable id stays)."""
     item = req.find_item(message_id, MESSAGE_ELEMENTS)
-    destination = req.json().get("destinationId")
+    destination = req.action_parameters().get("destinationId")
     if not isinstance(destination, str):
         raise bad_request("'destinationId' is required.", "ErrorInvalidIdMalformed")
     moved = req.store.move_item(item, req.folder(destination))
@@ -438,7 +439,7 @@ def create_draft(req: GraphRequest, folder_name: str | None = None) -> GraphRepl
 
 def send_mail(req: GraphRequest) -> GraphReply:
     """POST sendMail {message, saveToSentItems}: 202, delivered to the organisation's recipients."""
-    data = req.json()
+    data = req.action_parameters()
     unknown = set(data) - {"message", "saveToSentItems"}
     if unknown:
         raise bad_request(f"Property '{sorted(unknown)[0]}' does not exist on the sendMail action.",
@@ -471,7 +472,7 @@ def send_draft(req: GraphRequest, message_id: str) -> GraphReply:
 def create_response(req: GraphRequest, message_id: str, kind: str) -> GraphReply:
     """POST messages/{id}/createReply, createReplyAll or createForward: a draft answering the message."""
     original = req.find_item(message_id, MESSAGE_ELEMENTS)
-    data = req.json()
+    data = req.action_parameters()
     comment = data.get("comment") or ""
     if not isinstance(comment, str):
         raise bad_request("'comment' must be a string.")

@@ -31,7 +31,7 @@ from ..server import Reply, _Handler, _is_loopback
 from . import routes, signin
 from .context import GraphReply, GraphRequest, json_bytes, parse_prefer
 from .convert import GraphError, bad_request
-from .delta import SnapshotCache
+from .delta import ChangeIndex, SnapshotCache
 from .identity import DEFAULT_TENANT, IdentityPlatform, InvalidToken, Principal
 from .tls import TlsFiles, prepare_tls
 
@@ -94,6 +94,7 @@ class GraphFront:
             tls_dir = Path(self._temporary.name)
         self.tls: TlsFiles = prepare_tls(tls_dir)
         self.snapshots = SnapshotCache()
+        self.changes = ChangeIndex()
         self.stats = GraphStats()
         self.observers: list[GraphObserver] = []
         self._in_flight: Counter[tuple[str, str]] = Counter()
@@ -216,7 +217,8 @@ class GraphFront:
         """Answer a request to /v1.0/..."""
         try:
             principal = self._authenticate(headers)
-            segments = [part for part in route.removeprefix("/v1.0").split("/") if part]
+            # OData calls a function with parentheses ("messages/delta()", as Microsoft's SDKs write it) or without.
+            segments = [part.removesuffix("()") for part in route.removeprefix("/v1.0").split("/") if part]
             if segments == ["$batch"] and method == "POST":
                 return self._batch(principal, headers, body, base_url)
             return self._mailbox_request(principal, method, segments, query, headers, body, base_url)

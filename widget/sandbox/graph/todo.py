@@ -72,7 +72,8 @@ def task_json(req: GraphRequest, item: Item, select: set[str] | None = None) -> 
 
 def task_props(data: dict[str, Any]) -> dict[str, Any]:
     """The store's properties for a task a client writes."""
-    unknown = set(data) - TASK_WRITABLE
+    # Annotations (@odata.type, which Microsoft\'s SDKs send) are OData\'s, not properties.
+    unknown = {key for key in data if not key.startswith("@")} - TASK_WRITABLE
     if unknown:
         raise bad_request(f"Property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.todoTask'.",
                           "RequestBodyRead")
