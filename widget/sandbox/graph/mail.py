@@ -23,7 +23,6 @@ from .convert import (
     not_found,
     parse_body,
     parse_datetime,
-    parse_recipient,
     parse_recipients,
     recipient,
 )
@@ -473,9 +472,14 @@ def create_response(req: GraphRequest, message_id: str, kind: str) -> GraphReply
     """POST messages/{id}/createReply, createReplyAll or createForward: a draft answering the message."""
     original = req.find_item(message_id, MESSAGE_ELEMENTS)
     data = req.action_parameters()
+    allowed = {"comment", "message", "toRecipients"} if kind == "createForward" else {"comment", "message"}
+    unknown = set(data) - allowed
+    if unknown:
+        raise bad_request(f"'{sorted(unknown)[0]}' is not a parameter of {kind}.", "RequestBodyRead")
     comment = data.get("comment") or ""
     if not isinstance(comment, str):
         raise bad_request("'comment' must be a string.")
+    extra = message_props(require(data.get("message") or {}, "message", dict))
     props = original.props
     me = _sender(req)
     sender: Mailbox | None = props.get("From")
@@ -488,7 +492,7 @@ def create_response(req: GraphRequest, message_id: str, kind: str) -> GraphReply
         to += [box for box in others if box.email not in {b.email for b in to}]
         cc = [box for box in props.get("CcRecipients") or [] if box.email != me.email]
     if kind == "createForward":
-        to = [parse_recipient(r, "toRecipients") for r in data.get("toRecipients") or []]
+        to = parse_recipients(data.get("toRecipients"), "toRecipients")
     prefix = "FW: " if kind == "createForward" else "RE: "
     quoted = (props.get("Body") or Body("Text", "")).text
     draft = {
@@ -504,6 +508,7 @@ def create_response(req: GraphRequest, message_id: str, kind: str) -> GraphReply
     if kind == "createForward" and props.get("Attachments"):
         draft["Attachments"] = list(props["Attachments"])
         draft[ATTACHMENT_CONTENT] = dict(props.get(ATTACHMENT_CONTENT) or {})
+    draft.update(extra)  # what the client's 'message' sets wins over the defaults of a reply
     delivery.message_defaults(draft, me, datetime.now(UTC))
     item = req.store.add_item(req.store.folder(req.mailbox, "drafts"), "Message",
                               {k: v for k, v in draft.items() if v is not None})

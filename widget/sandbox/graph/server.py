@@ -397,9 +397,13 @@ class GraphFront:
         step_id = entry["id"]
         depends = entry.get("dependsOn") or []
         method, url = str(entry.get("method", "")).upper(), entry.get("url")
-        if not isinstance(url, str) or method not in ("GET", "POST", "PATCH", "DELETE") or not isinstance(
-                depends, list):
-            error = bad_request("A batch request needs 'method' (GET, POST, PATCH, DELETE) and a relative 'url'.",
+        step_headers, inner_body = entry.get("headers") or {}, entry.get("body")
+        if (not isinstance(url, str) or method not in ("GET", "POST", "PATCH", "DELETE")
+                or not isinstance(depends, list) or not all(isinstance(d, str) for d in depends)
+                or not isinstance(step_headers, dict) or not (inner_body is None or isinstance(inner_body, dict))
+                or urlsplit("/" + url.lstrip("/")).path.rstrip("/") == "/$batch"):
+            error = bad_request("A batch request needs 'method' (GET, POST, PATCH, DELETE), a relative 'url' (not "
+                                "another $batch), and optional 'headers' and 'body' objects and a 'dependsOn' list.",
                                 "BadRequest")
             statuses[step_id] = 400
             return {"id": step_id, "status": 400, "body": error.body()}
@@ -408,8 +412,7 @@ class GraphFront:
             error = GraphError(424, "FailedDependency", "A request this one depends on failed.")
             return {"id": step_id, "status": 424, "body": error.body()}
         inner_headers = {"authorization": headers.get("authorization", ""), **{
-            str(k).lower(): str(v) for k, v in (entry.get("headers") or {}).items()}}
-        inner_body = entry.get("body")
+            str(k).lower(): str(v) for k, v in step_headers.items() if str(k).lower() != "authorization"}}
         raw = json_bytes(inner_body) if inner_body is not None else b""
         split = urlsplit("/" + url.lstrip("/"))
         query = dict(parse_qsl(split.query, keep_blank_values=True))
