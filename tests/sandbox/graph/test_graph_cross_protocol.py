@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from exchangelib import EWSDateTime, EWSTimeZone, Mailbox
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, CalendarItem, Message
 from exchangelib.properties import Attendee
+from exchangelib.recurrence import DailyPattern, Recurrence
 from graph_client import Graph
 
 ALICE = "users/alice@contoso.com"
@@ -86,3 +87,32 @@ def test_an_ews_meeting_is_in_the_attendees_calendar_view_and_busy_in_get_schedu
     assert schedule[0]["availabilityView"] == "020"
     assert [item["status"] for item in schedule[0]["scheduleItems"]] == ["busy"]
     assert schedule[1]["error"]["responseCode"] == "ErrorMailRecipientNotFound"
+
+
+def test_an_ews_series_shows_over_graph_as_occurrences_and_exceptions_without_its_master(account,
+                                                                                          graph: Graph) -> None:
+    berlin = EWSTimeZone("Europe/Berlin")
+    alice = account("alice@contoso.com")
+    series = CalendarItem(account=alice, folder=alice.calendar, subject="Stand-up",
+                          start=EWSDateTime(2027, 6, 1, 9, tzinfo=berlin),
+                          end=EWSDateTime(2027, 6, 1, 10, tzinfo=berlin),
+                          recurrence=Recurrence(pattern=DailyPattern(interval=1), start=date(2027, 6, 1), number=4))
+    series.save()
+    window = {"startDateTime": "2027-06-01T00:00:00Z", "endDateTime": "2027-06-08T00:00:00Z"}
+    link = f"{ALICE}/calendarView/delta?startDateTime={window['startDateTime']}&endDateTime={window['endDateTime']}"
+    _, delta_link, _ = graph.delta_round(link)
+    second = list(alice.calendar.view(start=EWSDateTime(2027, 6, 1, tzinfo=berlin),
+                                      end=EWSDateTime(2027, 6, 8, tzinfo=berlin)))[1]
+    second.subject, second.start, second.end = ("Stand-up (moved)", EWSDateTime(2027, 6, 2, 15, tzinfo=berlin),
+                                                EWSDateTime(2027, 6, 2, 16, tzinfo=berlin))
+    second.save(update_fields=["subject", "start", "end"])
+    view = graph.ok("GET", f"{ALICE}/calendarView", params=window)["value"]
+    assert [(e["type"], e["subject"], e["start"]["dateTime"][:16]) for e in view] == [
+        ("occurrence", "Stand-up", "2027-06-01T07:00"), ("exception", "Stand-up (moved)", "2027-06-02T13:00"),
+        ("occurrence", "Stand-up", "2027-06-03T07:00"), ("occurrence", "Stand-up", "2027-06-04T07:00")]
+    master = graph.ok("GET", f"{ALICE}/events/{view[0]['seriesMasterId']}")
+    assert master["type"] == "seriesMaster" and master["recurrence"]["pattern"]["type"] == "daily"
+    assert master["recurrence"]["range"]["numberOfOccurrences"] == 4
+    # The series changed: the calendar view's next round gives what changed in the window.
+    changes, _, _ = graph.delta_round(delta_link)
+    assert "exception" in {c.get("type") for c in changes} and all(c.get("type") != "seriesMaster" for c in changes)

@@ -196,6 +196,7 @@ def test_refresh_tokens_rotate_and_can_be_revoked(graph_sandbox: Sandbox, front:
     first_refresh = result["refresh_token"]
     claims = result["id_token_claims"]
     assert claims["aud"] == "web-app" and claims["tid"] == TENANT_ID
+    assert claims["iss"] == f"{front.base_url}/{TENANT_ID}/v2.0" and claims["oid"]
     assert claims["preferred_username"] == "alice@contoso.com"
     assert claims["nonce"] == hashlib.sha256(flow["nonce"].encode()).hexdigest()
     mine = Graph(front, result["access_token"], session)
