@@ -18,7 +18,7 @@ from .. import delivery, recurrence
 from ..items import Attendee, Body, Item, Mailbox, RawXml
 from ..operations.availability import free_busy_events, merged_slots
 from ..soap import T_NS, ItemError
-from .context import GraphReply, GraphRequest, collection, pick, require
+from .context import GraphReply, GraphRequest, collection, pick, require, shared_props, writable_props
 from .convert import (
     GraphError,
     bad_request,
@@ -27,7 +27,6 @@ from .convert import (
     format_datetime,
     graph_id,
     not_found,
-    parse_body,
     parse_date_time_time_zone,
     parse_datetime,
     parse_recipient,
@@ -322,16 +321,8 @@ def _attendees(value: Any) -> dict[str, list[Attendee]]:
 
 def event_props(data: dict[str, Any]) -> dict[str, Any]:
     """The store's properties for an event a client writes."""
-    # Annotations (@odata.type, which Microsoft\'s SDKs send) are OData\'s, not properties.
-    unknown = {key for key in data if not key.startswith("@")} - EVENT_WRITABLE
-    if unknown:
-        raise bad_request(f"Property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.event'.",
-                          "RequestBodyRead")
-    props: dict[str, Any] = {}
-    if "subject" in data:
-        props["Subject"] = require(data["subject"] or "", "subject", str)
-    if "body" in data:
-        props["Body"] = parse_body(data["body"])
+    data = writable_props(data, EVENT_WRITABLE, "event")
+    props = shared_props(data)
     for name, field in (("start", "Start"), ("end", "End")):
         if name in data:
             props[field] = parse_date_time_time_zone(data[name], name)
@@ -357,12 +348,11 @@ def event_props(data: dict[str, Any]) -> dict[str, Any]:
         if minutes < 0:
             raise bad_request("'reminderMinutesBeforeStart' must not be negative.")
         props["ReminderMinutesBeforeStart"] = minutes
-    for name, field in (("importance", "Importance"), ("sensitivity", "Sensitivity")):
-        if name in data:
-            props[field] = require(data[name], name, str).title()
-    if "categories" in data:
-        props["Categories"] = [require(c, "categories", str) for c in require(data["categories"], "categories",
-                                                                               list)]
+    if "sensitivity" in data:
+        value = require(data["sensitivity"], "sensitivity", str)
+        if value not in ("normal", "personal", "private", "confidential"):
+            raise bad_request("'sensitivity' must be normal, personal, private or confidential.")
+        props["Sensitivity"] = value.title()
     if data.get("recurrence") is not None:
         props["Recurrence"] = recurrence_xml(data["recurrence"])
     return props

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from ..store import Folder, Store
-from .convert import GraphError, bad_request, graph_id, not_found, parse_json, store_id
+from .convert import GraphError, bad_request, graph_id, not_found, parse_body, parse_json, store_id
 from .identity import Principal
 
 if TYPE_CHECKING:
@@ -162,6 +162,35 @@ def require(value: Any, name: str, kind: type | tuple[type, ...]) -> Any:
             kind if isinstance(kind, tuple) else (kind,))):
         raise bad_request(f"Property '{name}' has an invalid value.", "ErrorInvalidProperty")
     return value
+
+
+def writable_props(data: dict[str, Any], writable: set[str], type_name: str) -> dict[str, Any]:
+    """The members of a written entity, refusing any the type does not take; annotations (@odata.type, which
+    Microsoft's SDKs send) are OData's, not properties, and are left out."""
+    unknown = {key for key in data if not key.startswith("@")} - writable
+    if unknown:
+        raise bad_request(f"Property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.{type_name}'. "
+                          "Make sure to only use property names that are defined by the type.", "RequestBodyRead")
+    return {key: value for key, value in data.items() if not key.startswith("@")}
+
+
+def shared_props(data: dict[str, Any]) -> dict[str, Any]:
+    """The store's properties for the members that messages, events and tasks share (a task has no subject: its
+    type refuses one before this is asked)."""
+    props: dict[str, Any] = {}
+    if "subject" in data:
+        props["Subject"] = require(data["subject"] or "", "subject", str)
+    if "body" in data:
+        props["Body"] = parse_body(data["body"])
+    if "importance" in data:
+        value = require(data["importance"], "importance", str).lower()
+        if value not in ("low", "normal", "high"):
+            raise bad_request("'importance' must be low, normal or high.")
+        props["Importance"] = value.title()
+    if "categories" in data:
+        props["Categories"] = [require(c, "categories", str) for c in require(data["categories"], "categories",
+                                                                               list)]
+    return props
 
 
 def json_bytes(data: Any) -> bytes:

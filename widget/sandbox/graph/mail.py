@@ -13,7 +13,7 @@ from typing import Any
 from .. import delivery
 from ..items import Attachment, Body, Item, Mailbox, new_id
 from ..store import Folder
-from .context import GraphReply, GraphRequest, collection, pick, require
+from .context import GraphReply, GraphRequest, collection, pick, require, shared_props, writable_props
 from .convert import (
     GraphError,
     bad_request,
@@ -21,7 +21,6 @@ from .convert import (
     format_datetime,
     graph_id,
     not_found,
-    parse_body,
     parse_datetime,
     parse_recipients,
     recipient,
@@ -102,29 +101,13 @@ MESSAGE_WRITABLE = {"subject", "body", "toRecipients", "ccRecipients", "bccRecip
 
 def message_props(data: dict[str, Any]) -> dict[str, Any]:
     """The store's properties for a message a client writes (POST or PATCH)."""
-    # Annotations (@odata.type, which Microsoft\'s SDKs send) are OData\'s, not properties.
-    unknown = {key for key in data if not key.startswith("@")} - MESSAGE_WRITABLE
-    if unknown:
-        raise bad_request(f"Property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.message'. Make "
-                          "sure to only use property names that are defined by the type.", "RequestBodyRead")
-    props: dict[str, Any] = {}
-    if "subject" in data:
-        props["Subject"] = require(data["subject"] or "", "subject", str)
-    if "body" in data:
-        props["Body"] = parse_body(data["body"])
+    data = writable_props(data, MESSAGE_WRITABLE, "message")
+    props = shared_props(data)
     for name, field in RECIPIENT_LISTS.items():
         if name in data:
             props[field] = parse_recipients(data[name], name)
-    if "importance" in data:
-        value = require(data["importance"], "importance", str).lower()
-        if value not in ("low", "normal", "high"):
-            raise bad_request("'importance' must be low, normal or high.")
-        props["Importance"] = value.title()
     if "isRead" in data:
         props["IsRead"] = require(data["isRead"], "isRead", bool)
-    if "categories" in data:
-        categories = require(data["categories"], "categories", list)
-        props["Categories"] = [require(c, "categories", str) for c in categories]
     if "attachments" in data:
         props.update(_attachments(require(data["attachments"], "attachments", list)))
     return props

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from .. import control
 from ..faults import Fault
-from ..server import Reply, _Handler, _is_loopback
+from ..server import Reply, _Handler, _is_loopback, serve_in_background, shut_down, url_authority
 from . import routes, signin
 from .context import GraphReply, GraphRequest, json_bytes, parse_prefer
 from .convert import GraphError, bad_request
@@ -109,8 +109,7 @@ class GraphFront:
         """https://127.0.0.1:PORT"""
         if self._server is None:
             raise RuntimeError("the Graph front is not serving")
-        host, port = self._server.server_address[:2]
-        return f"https://{'[' + host + ']' if ':' in host else host}:{port}"
+        return f"https://{url_authority(self._server)}"
 
     @property
     def graph_url(self) -> str:
@@ -130,16 +129,13 @@ class GraphFront:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> GraphFront:
         """Serve HTTPS in a background thread (port 0 picks a free port)."""
         self._server = _GraphHTTPServer((host, port), self, self.tls.server_context())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="graph-sandbox", daemon=True)
-        self._thread.start()
+        self._thread = serve_in_background(self._server, "graph-sandbox")
         return self
 
     def stop(self) -> None:
         """Stop serving."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            shut_down(self._server)
             self._server = None
         if self._temporary is not None:
             self._temporary.cleanup()

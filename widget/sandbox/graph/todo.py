@@ -8,7 +8,7 @@ from typing import Any
 
 from ..items import Body, Item
 from ..store import Folder
-from .context import GraphReply, GraphRequest, collection, require
+from .context import GraphReply, GraphRequest, collection, require, shared_props, writable_props
 from .convert import (
     GraphError,
     bad_request,
@@ -18,7 +18,6 @@ from .convert import (
     graph_id,
     lower_first,
     not_found,
-    parse_body,
     parse_date_time_time_zone,
     store_id,
     upper_first,
@@ -72,12 +71,8 @@ def task_json(req: GraphRequest, item: Item, select: set[str] | None = None) -> 
 
 def task_props(data: dict[str, Any]) -> dict[str, Any]:
     """The store's properties for a task a client writes."""
-    # Annotations (@odata.type, which Microsoft\'s SDKs send) are OData\'s, not properties.
-    unknown = {key for key in data if not key.startswith("@")} - TASK_WRITABLE
-    if unknown:
-        raise bad_request(f"Property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.todoTask'.",
-                          "RequestBodyRead")
-    props: dict[str, Any] = {}
+    data = writable_props(data, TASK_WRITABLE, "todoTask")
+    props = shared_props(data)
     if "title" in data:
         props["Subject"] = require(data["title"] or "", "title", str)
     if "status" in data:
@@ -89,22 +84,12 @@ def task_props(data: dict[str, Any]) -> dict[str, Any]:
             props.setdefault("CompleteDate", datetime.now(UTC))
         else:
             props["CompleteDate"] = None
-    if "importance" in data:
-        value = require(data["importance"], "importance", str)
-        if value not in ("low", "normal", "high"):
-            raise bad_request("'importance' must be low, normal or high.")
-        props["Importance"] = value.title()
-    if "body" in data:
-        props["Body"] = parse_body(data["body"])
     for name, field in (("dueDateTime", "DueDate"), ("reminderDateTime", "ReminderDueBy"),
                         ("completedDateTime", "CompleteDate"), ("startDateTime", "StartDate")):
         if name in data:
             props[field] = None if data[name] is None else parse_date_time_time_zone(data[name], name)
     if "isReminderOn" in data:
         props["ReminderIsSet"] = require(data["isReminderOn"], "isReminderOn", bool)
-    if "categories" in data:
-        props["Categories"] = [require(c, "categories", str) for c in require(data["categories"], "categories",
-                                                                               list)]
     return props
 
 
