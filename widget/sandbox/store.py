@@ -256,12 +256,15 @@ class Store:
         return None
 
     def set_password(self, email: str, password: str) -> User:
-        """Change a user's password: requests with the old one get 401 from now on."""
+        """Change a user's password: requests with the old one get 401 from now on, and Graph refresh tokens issued
+        to the user stop working."""
         user = self.users[email.lower()]
         user.password = password
         user.password_version += 1
         user.failed_logins = 0
         user.locked = False
+        if self.identity is not None:  # as Entra ID does, a new password ends the user's refresh tokens
+            self.identity.revoke_tokens(user=user.email)
         return user
 
     # -- folders and items -------------------------------------------------------------------------------------

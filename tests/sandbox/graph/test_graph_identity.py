@@ -250,3 +250,31 @@ def test_the_sign_in_page_says_a_password_is_wrong(graph_sandbox: Sandbox, front
     elsewhere = ca_session(front).get(flow["auth_uri"].replace("localhost%2Fcallback", "evil.example%2Fcallback"),
                                       allow_redirects=False, timeout=10)
     assert elsewhere.status_code == 400 and "AADSTS50011" in elsewhere.text
+
+
+def test_the_sign_in_page_locks_an_account_as_ews_does(graph_sandbox: Sandbox, front: GraphFront) -> None:
+    register_app(graph_sandbox, client_id="web-app", secret=APP_SECRET, redirect_uris=["http://localhost/callback"],
+                 delegated_scopes=["Mail.Read"])
+    flow = confidential_app(front, "web-app").initiate_auth_code_flow(["Mail.Read"],
+                                                                       redirect_uri="http://localhost/callback")
+    session = ca_session(front)
+    for _ in range(graph_sandbox.store.lockout_threshold or 0):
+        session.post(flow["auth_uri"], data={"login": "carol@contoso.com", "passwd": "guess"}, timeout=10)
+    locked = session.post(flow["auth_uri"], data={"login": "carol@contoso.com", "passwd": "Carol-pw-1"},
+                          allow_redirects=False, timeout=10)
+    assert locked.status_code == 200 and "Your account is locked." in locked.text
+    assert graph_sandbox.store.users["carol@contoso.com"].locked
+
+
+def test_a_new_password_ends_the_users_refresh_tokens(graph_sandbox: Sandbox, front: GraphFront) -> None:
+    register_app(graph_sandbox, client_id="web-app", secret=APP_SECRET, redirect_uris=["http://localhost/callback"],
+                 delegated_scopes=["Mail.Read"])
+    app = confidential_app(front, "web-app")
+    flow = app.initiate_auth_code_flow(["Mail.Read"], redirect_uri="http://localhost/callback")
+    result = app.acquire_token_by_auth_code_flow(flow, sign_in_without_browser(front, flow["auth_uri"],
+                                                                               "bob@contoso.com", "Bob-pw-1"))
+    changed = requests.post(f"{graph_sandbox.base_url}/sandbox/users/bob@contoso.com/password",
+                            json={"password": "Bob-pw-2"}, timeout=5)
+    assert changed.status_code == 200
+    refused = confidential_app(front, "web-app").acquire_token_by_refresh_token(result["refresh_token"], ["Mail.Read"])
+    assert refused["error"] == "invalid_grant"

@@ -7,7 +7,6 @@ Paths are those of login.microsoftonline.com: ``/{tenant}/v2.0/.well-known/openi
 
 from __future__ import annotations
 
-import hmac
 import html
 import json
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
 
 GRANT_TYPES = ("client_credentials", "authorization_code", "refresh_token")
 WRONG_PASSWORD = "Your account or password is incorrect. If you don't remember your password, reset it now."
+LOCKED = "Your account is locked. Contact your support person to unlock it, then try again."
 
 
 def _json(status: int, data: Any, headers: list[tuple[str, str]] | None = None) -> Reply:
@@ -95,7 +95,8 @@ def _token(front: GraphFront, form: dict[str, str], token_endpoint: str, base_ur
                 reply = identity.redeem_refresh_token(base_url, app, form, front.display_name,
                                                       lambda email: email in store.users)
             front.count_identity(f"token {grant}")
-            front.sandbox.persist()
+            if grant != "client_credentials":  # codes and refresh tokens are used up and issued: keep that
+                front.sandbox.persist()
     except TokenError as error:
         front.count_identity(f"token {grant or 'missing'} refused")
         return _json(error.status, error.body())
@@ -144,12 +145,15 @@ def _authorize(front: GraphFront, query: dict[str, str], form: dict[str, str], m
     if method == "GET":
         return _page(200, params, "")
     store = front.sandbox.store
-    login = form.get("login", "").strip().lower()
+    login = form.get("login", "").strip()
     with store.lock:
-        user = store.users.get(login)
-        if user is None or not hmac.compare_digest(user.password.encode(), form.get("passwd", "").encode()):
+        user = store.find_user(login)
+        checked = front.sandbox.authenticator.check_password(user, form.get("passwd", "")) if user else None
+        if checked is None or checked.user is None:
             front.count_identity("sign-in refused")
-            return _page(200, params, WRONG_PASSWORD, login=login)
+            front.sandbox.persist()  # the failure counts toward the lockout, as over EWS
+            return _page(200, params, LOCKED if user is not None and user.locked else WRONG_PASSWORD, login=login)
+        user = checked.user
         code = identity.issue_code(app, user.email, redirect_uri, scopes, params.get("code_challenge") or None,
                                    method_name or ("plain" if params.get("code_challenge") else None),
                                    params.get("nonce"))
