@@ -253,3 +253,20 @@ def test_received_times_are_utc_timestamps(graph_sandbox: Sandbox, graph: Graph)
     deliver(graph_sandbox, "Timed", received=when.isoformat())
     message = graph.ok("GET", f"{ALICE}/messages")["value"][0]
     assert message["receivedDateTime"] == when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_delta_with_immutable_ids_names_a_moved_message_by_the_same_id(graph_sandbox: Sandbox,
+                                                                         graph: Graph) -> None:
+    deliver(graph_sandbox, "Moving on")
+    immutable = {"Prefer": 'IdType="ImmutableId", odata.maxpagesize=50'}
+    archive = graph.ok("POST", f"{ALICE}/mailFolders/msgfolderroot/childFolders", {"displayName": "Archive"},
+                       status=201)
+    inbox_round = graph.ok("GET", f"{ALICE}/mailFolders/inbox/messages/delta", headers=immutable)
+    archive_round = graph.ok("GET", f"{ALICE}/mailFolders/{archive['id']}/messages/delta", headers=immutable)
+    (message,) = inbox_round["value"]
+    graph.ok("POST", f"{ALICE}/messages/{message['id']}/move", {"destinationId": archive["id"]}, headers=immutable,
+             status=201)
+    left = graph.ok("GET", inbox_round["@odata.deltaLink"], headers=immutable)["value"]
+    arrived = graph.ok("GET", archive_round["@odata.deltaLink"], headers=immutable)["value"]
+    assert left == [{"id": message["id"], "@removed": {"reason": "deleted"}}]
+    assert [(m["id"], m["subject"]) for m in arrived] == [(message["id"], "Moving on")]

@@ -228,7 +228,9 @@ def log_delta(req: GraphRequest, folder: Folder, path: str, kind: str, odata_typ
     page = req.front.changes.log_page(folder, since, upto, after, page_size(req.prefer),
                                       None if keep is None else lambda item_id: keep(folder.items[item_id]))
     fields = {part.strip() for part in select.split(",") if part.strip()} if select else None
-    value = [{"id": graph_id(item_id), "@removed": {"reason": "deleted"}} if removed
+    # A client that asked for immutable ids holds a removed message by its immutable id.
+    gone_id = req.front.immutable_id_of_removed if kind == "mail" and req.immutable_ids else graph_id
+    value = [{"id": gone_id(item_id), "@removed": {"reason": "deleted"}} if removed
              else render(folder.items[item_id], fields) for removed, item_id in page.order]
     data: dict[str, Any] = {"@odata.context": req.context_url(f"Collection({odata_type})"), "value": value}
     if page.complete:

@@ -10,6 +10,7 @@ faults (``"protocol": "graph"``) strike. Stats count requests per endpoint and m
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import socket
@@ -46,6 +47,13 @@ MAX_BATCH = 20
 # An observer sees every JSON body: ("request" | "refused request" | "response", the metadata type or "error", the
 # endpoint, the body). A refused request (answered 4xx) may break the metadata; that is why it was refused.
 GraphObserver = Callable[[str, str, str, Any], None]
+
+
+def derive_immutable_id(item_id: str) -> str:
+    """The immutable id a message gets when first asked for with Prefer: IdType="ImmutableId"."""
+    from .context import IMMUTABLE_PREFIX
+
+    return IMMUTABLE_PREFIX + hashlib.sha256(item_id.encode()).hexdigest()[:40]
 
 
 def identity_of(store: Store, tenant: str = DEFAULT_TENANT) -> IdentityPlatform:
@@ -99,7 +107,8 @@ class GraphFront:
         self.observers: list[GraphObserver] = []
         self._in_flight: Counter[tuple[str, str]] = Counter()
         self._flight_lock = threading.Lock()
-        self._immutable: dict[str, str] = {}
+        self._immutable: dict[str, str] = {}  # immutable id -> the message's id now
+        self._immutable_of: dict[str, str] = {}  # a message's id (now or before a move) -> its immutable id
         self._server: _GraphHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -153,15 +162,17 @@ class GraphFront:
             self.stats.identity[what] += 1
 
     def immutable_id(self, item: Item) -> str:
-        """The immutable id of a message (kept in its properties, so a move, which copies them, keeps it)."""
-        from .context import IMMUTABLE_PREFIX
-
-        value = item.props.get("_ImmutableId")
-        if value is None:
-            value = IMMUTABLE_PREFIX + uuid.uuid4().hex
-            item.props["_ImmutableId"] = value
+        """The immutable id of a message: kept in its properties (a move, which copies them, keeps it), and derived
+        from its id until first given, so that one given and not yet saved is the same after a restart."""
+        value = item.props.get("_ImmutableId") or derive_immutable_id(item.id)
+        item.props["_ImmutableId"] = value
         self._immutable[value] = item.id
+        self._immutable_of[item.id] = value
         return value
+
+    def immutable_id_of_removed(self, item_id: str) -> str:
+        """The immutable id a client holds for a message that is gone from a folder (deleted or moved)."""
+        return self._immutable_of.get(item_id) or derive_immutable_id(item_id)
 
     def by_immutable_id(self, value: str, mailbox: str) -> Item | None:
         """The message an immutable id names now, wherever it was moved."""
@@ -173,8 +184,8 @@ class GraphFront:
             if folder.mailbox != mailbox:
                 continue
             for candidate in folder.items.values():
-                if candidate.props.get("_ImmutableId") == value:
-                    self._immutable[value] = candidate.id
+                if (candidate.props.get("_ImmutableId") or derive_immutable_id(candidate.id)) == value:
+                    self.immutable_id(candidate)  # remembered, for the next look-up
                     return candidate
         return None
 
