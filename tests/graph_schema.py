@@ -132,6 +132,8 @@ class GraphSchemaChecker:
         problems: list[str] = []
         if odata_type == "error":
             self._error(data, problems)
+        elif odata_type == "batch":
+            self._batch(data, problems)
         elif odata_type.startswith("action:"):
             self._action(odata_type.removeprefix("action:"), data, problems)
         elif odata_type.startswith("Collection("):
@@ -155,6 +157,24 @@ class GraphSchemaChecker:
             problems.append("error.innerError must hold date, request-id and client-request-id")
         if set(error) - {"code", "message", "innerError", "details", "target"}:
             problems.append(f"unexpected members in error: {sorted(set(error) - {'code', 'message', 'innerError'})}")
+
+    @staticmethod
+    def _batch(data: Any, problems: list[str]) -> None:
+        """JSON batching's envelope (https://learn.microsoft.com/graph/json-batching): requests or responses."""
+        if not isinstance(data, dict) or len(data) != 1 or not isinstance(next(iter(data.values())), list):
+            problems.append("a batch is {\"requests\": [...]} or {\"responses\": [...]}")
+            return
+        key, steps = next(iter(data.items()))
+        allowed = {"requests": {"id", "method", "url", "headers", "body", "dependsOn"},
+                   "responses": {"id", "status", "headers", "body"}}.get(key)
+        if allowed is None:
+            problems.append(f"a batch holds requests or responses, not {key}")
+            return
+        for index, step in enumerate(steps):
+            if not isinstance(step, dict) or not isinstance(step.get("id"), str) or set(step) - allowed:
+                problems.append(f"$.{key}[{index}]: a step has a string id and only {sorted(allowed)}")
+            elif key == "responses" and not isinstance(step.get("status"), int):
+                problems.append(f"$.responses[{index}]: a response has a whole-number status")
 
     def _collection(self, type_name: str, data: Any, problems: list[str]) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("value"), list):

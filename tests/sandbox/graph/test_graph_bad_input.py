@@ -56,3 +56,4 @@ def test_junk_batches_and_query_options_get_a_4xx(graph: Graph) -> None:
         assert response.status_code == 400
     assert graph.get(f"{ALICE}/nothing/here").status_code == 400
     assert graph.request("PUT", f"{ALICE}/messages").status_code == 405
+    assert graph.patch(ALICE, {"displayName": "Mallory"}).status_code == 405

@@ -37,6 +37,8 @@ def test_it_passes_documented_bodies(checker: GraphSchemaChecker) -> None:
      "never both"),
     ("action:sendMail", {"message": {}, "urgent": True}, "not a parameter of sendMail"),
     ("error", {"error": {"code": "X"}}, "error.message"),
+    ("batch", {"responses": [{"id": "1", "status": "200"}]}, "whole-number status"),
+    ("batch", {"requests": [{"id": 1, "method": "GET", "url": "/me"}]}, "a step has a string id"),
 ])
 def test_it_flags_what_the_metadata_forbids(checker: GraphSchemaChecker, odata_type: str, body: dict,
                                             problem: str) -> None:

@@ -267,6 +267,8 @@ class GraphFront:
     def _mailbox_request(self, principal: Principal, method: str, segments: list[str], query: dict[str, str],
                          headers: dict[str, str], body: bytes, base_url: str) -> Reply:
         mailbox, rest = self._resolve_mailbox(principal, segments)
+        if not rest and method != "GET":
+            raise GraphError(405, "Request_BadRequest", f"The {method} method is not allowed on a user here.")
         found = routes.find_route(method, rest) if rest else None
         if rest and found is None:
             if routes.allowed_methods(rest):
@@ -395,9 +397,10 @@ class GraphFront:
             raise bad_request("Every batch request needs a unique string 'id'.", "BadRequest")
         statuses: dict[str, int] = {}
         responses = []
+        self._observe("request", "batch", "POST $batch", data)
         for entry in requests:
             responses.append(self._batch_step(principal, entry, headers, base_url, statuses))
-        return self._reply(GraphReply(200, {"responses": responses}), headers, "POST $batch")
+        return self._reply(GraphReply(200, {"responses": responses}, "batch"), headers, "POST $batch")
 
     def _batch_step(self, principal: Principal, entry: dict[str, Any], headers: dict[str, str], base_url: str,
                     statuses: dict[str, int]) -> dict[str, Any]:
