@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -132,3 +133,24 @@ def sign_in_without_browser(front: GraphFront, auth_uri: str, email: str, passwo
                                       timeout=10)
     assert response.status_code == 302, response.text
     return dict(parse_qsl(urlsplit(response.headers["Location"]).query))
+
+
+class _HiddenFields(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "form":
+            self.action = values.get("action") or ""
+        elif tag == "input" and values.get("type") == "hidden":
+            self.fields[values.get("name") or ""] = values.get("value") or ""
+
+
+def form_post_answer(page: str) -> tuple[str, dict[str, str]]:
+    """The action and the hidden fields of a response_mode=form_post page."""
+    parser = _HiddenFields()
+    parser.feed(page)
+    return parser.action, parser.fields

@@ -79,3 +79,27 @@ def test_a_person_signs_in_and_msal_redeems_the_code(front: GraphFront, trusting
     inbox = Graph(front, result["access_token"], ca_session(front)).ok("GET", "me/mailFolders/inbox")
     assert inbox["displayName"] == "Inbox"
     page.close()
+
+
+def test_a_form_post_answer_reaches_the_app_in_a_post(front: GraphFront, trusting_browser: Browser) -> None:
+    app = confidential_app(front, "crm-web")
+    flow = app.initiate_auth_code_flow(["Mail.ReadWrite"], redirect_uri=REDIRECT_URI, response_mode="form_post")
+    page = trusting_browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    posted: list[tuple[str, str]] = []
+
+    def callback(route: Route) -> None:
+        posted.append((route.request.method, route.request.post_data or ""))
+        route.fulfill(status=200, body="Signed in", content_type="text/plain")
+
+    page.route(f"{REDIRECT_URI}**", callback)
+    page.goto(flow["auth_uri"])
+    page.get_by_label("Email address").fill("bob@contoso.com")
+    page.get_by_label("Password").fill("Bob-pw-1")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("Signed in")).to_be_visible()
+    method, body = posted[0]
+    assert method == "POST"
+    result = app.acquire_token_by_auth_code_flow(flow, dict(parse_qsl(body)))
+    assert result["id_token_claims"]["preferred_username"] == "bob@contoso.com"
+    page.close()

@@ -23,6 +23,7 @@ from graph_client import (
     Graph,
     ca_session,
     confidential_app,
+    form_post_answer,
     register_app,
     sign_in_without_browser,
 )
@@ -278,3 +279,18 @@ def test_a_new_password_ends_the_users_refresh_tokens(graph_sandbox: Sandbox, fr
     assert changed.status_code == 200
     refused = confidential_app(front, "web-app").acquire_token_by_refresh_token(result["refresh_token"], ["Mail.Read"])
     assert refused["error"] == "invalid_grant"
+
+
+def test_form_post_sends_the_code_in_a_body(graph_sandbox: Sandbox, front: GraphFront) -> None:
+    register_app(graph_sandbox, client_id="web-app", secret=APP_SECRET, redirect_uris=["http://localhost/callback"],
+                 delegated_scopes=["Mail.Read"])
+    app = confidential_app(front, "web-app")
+    flow = app.initiate_auth_code_flow(["Mail.Read"], redirect_uri="http://localhost/callback",
+                                       response_mode="form_post")
+    page = ca_session(front).post(flow["auth_uri"], data={"login": "alice@contoso.com", "passwd": "Alice-pw-1"},
+                                  allow_redirects=False, timeout=10)
+    assert page.status_code == 200 and "script-src 'nonce-" in page.headers["Content-Security-Policy"]
+    action, fields = form_post_answer(page.text)
+    assert action == "http://localhost/callback" and fields["state"] == flow["state"]
+    result = app.acquire_token_by_auth_code_flow(flow, fields)
+    assert result["id_token_claims"]["preferred_username"] == "alice@contoso.com"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -127,6 +128,8 @@ def _authorize(front: GraphFront, query: dict[str, str], form: dict[str, str], m
     def back(values: dict[str, str]) -> Reply:
         if params.get("state") is not None:
             values["state"] = params["state"]
+        if params.get("response_mode") == "form_post":
+            return _form_post(redirect_uri, values)
         separator = "&" if urlsplit(redirect_uri).query else "?"
         return Reply(302, b"", headers=[("Location", redirect_uri + separator + urlencode(values)),
                                         ("Cache-Control", "no-store")], content_type="text/html")
@@ -160,6 +163,24 @@ def _authorize(front: GraphFront, query: dict[str, str], form: dict[str, str], m
         front.count_identity("sign-in")
         front.sandbox.persist()
     return back({"code": code, "session_state": "00000000-0000-0000-0000-000000000000"})
+
+
+def _form_post(redirect_uri: str, values: dict[str, str]) -> Reply:
+    """response_mode=form_post: a page whose script posts the answer to the redirect URI (the code then travels in
+    a request body, not in a URL that logs and browser history keep)."""
+    from ..server import Reply
+
+    nonce = secrets.token_urlsafe(16)
+    fields = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+                     for k, v in values.items())
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Working...</title></head><body>'
+            f'<form id="answer" method="post" action="{html.escape(redirect_uri)}">{fields}'
+            f'<noscript><button type="submit">Continue</button></noscript></form>'
+            f'<script nonce="{nonce}">document.getElementById("answer").submit();</script></body></html>')
+    return Reply(200, page.encode(), headers=[
+        ("Cache-Control", "no-store"), ("X-Frame-Options", "DENY"),
+        ("Content-Security-Policy", f"default-src 'none'; script-src 'nonce-{nonce}'; frame-ancestors 'none'")],
+        content_type="text/html; charset=utf-8")
 
 
 def _page(status: int, params: dict[str, str], message: str, *, login: str = "", sign_in: bool = True) -> Reply:
