@@ -294,3 +294,8 @@ def test_form_post_sends_the_code_in_a_body(graph_sandbox: Sandbox, front: Graph
     assert action == "http://localhost/callback" and fields["state"] == flow["state"]
     result = app.acquire_token_by_auth_code_flow(flow, fields)
     assert result["id_token_claims"]["preferred_username"] == "alice@contoso.com"
+    # Later, msal refreshes silently with the refresh token it keeps in its cache.
+    (account,) = app.get_accounts()
+    silent = app.acquire_token_silent(["Mail.Read"], account, force_refresh=True)
+    assert silent["token_source"] == "identity_provider" and silent["access_token"] != result["access_token"]
+    assert Graph(front, silent["access_token"], ca_session(front)).ok("GET", "me/messages")["value"] == []

@@ -90,7 +90,9 @@ def handle_identity(sandbox: Sandbox, method: str, parts: list[str], data: dict[
             lifetime = data.get("access_token_lifetime")
             if not isinstance(lifetime, int) or isinstance(lifetime, bool) or not 1 <= lifetime <= 86400:
                 raise _Refused("'access_token_lifetime' must be a whole number of seconds from 1 to 86400")
-            identity.access_token_lifetime = lifetime
+            with sandbox.store.lock:
+                identity.access_token_lifetime = lifetime
+                sandbox.persist()
             return 200, {"access_token_lifetime": lifetime}
     except _Refused as error:
         return 400, {"error": str(error)}
