@@ -44,6 +44,7 @@ class GraphClient:
         self.session.headers["Authorization"] = f"Bearer {token}"
 
     def get(self, url: str, page: int) -> dict[str, Any]:
+        """One page, at most `page` entries long."""
         response = self.session.get(url, headers={"Prefer": f"odata.maxpagesize={page}"}, timeout=120)
         response.raise_for_status()
         return response.json()

@@ -191,6 +191,9 @@ def test_send_mail_reaches_colleagues_and_sent_items(graph: Graph) -> None:
     graph.ok("POST", f"{ALICE}/sendMail", {"message": {**message, "subject": "No copy"}, "saveToSentItems": False},
              status=202)
     assert len(graph.ok("GET", f"{ALICE}/mailFolders/sentitems/messages")["value"]) == 1
+    spoofed = graph.post(f"{ALICE}/sendMail", {"message": {**message, "from": {"emailAddress": {
+        "address": "ceo@contoso.com"}}}})
+    assert spoofed.status_code == 403 and spoofed.json()["error"]["code"] == "ErrorSendAsDenied"
     no_one = graph.post(f"{ALICE}/sendMail", {"message": {"subject": "Nobody"}})
     assert no_one.status_code == 400 and no_one.json()["error"]["code"] == "ErrorInvalidRecipients"
     not_json = graph.request("POST", f"{ALICE}/sendMail", data=b"{not json",
@@ -270,3 +273,14 @@ def test_a_delta_with_immutable_ids_names_a_moved_message_by_the_same_id(graph_s
     arrived = graph.ok("GET", archive_round["@odata.deltaLink"], headers=immutable)["value"]
     assert left == [{"id": message["id"], "@removed": {"reason": "deleted"}}]
     assert [(m["id"], m["subject"]) for m in arrived] == [(message["id"], "Moving on")]
+
+
+def test_a_flag_and_the_focused_inbox_are_kept(graph_sandbox: Sandbox, graph: Graph) -> None:
+    deliver(graph_sandbox, "Follow up")
+    message = graph.ok("GET", f"{ALICE}/messages")["value"][0]
+    assert message["flag"] == {"flagStatus": "notFlagged"} and message["inferenceClassification"] == "focused"
+    graph.ok("PATCH", f"{ALICE}/messages/{message['id']}", {"flag": {"flagStatus": "flagged"},
+                                                             "inferenceClassification": "other"})
+    again = graph.ok("GET", f"{ALICE}/messages/{message['id']}")
+    assert again["flag"] == {"flagStatus": "flagged"} and again["inferenceClassification"] == "other"
+    assert graph.patch(f"{ALICE}/messages/{message['id']}", {"flag": {"flagStatus": "urgent"}}).status_code == 400

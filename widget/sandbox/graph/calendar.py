@@ -7,7 +7,6 @@ Graph and the other way round. Invitations and cancellations go through delivery
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -490,7 +489,3 @@ def _schedule(req: GraphRequest, address: str, start: datetime, end: datetime, i
         },
     }
 
-
-def slots_in(start: datetime, end: datetime, interval: int) -> int:
-    """How many digits an availabilityView of [start, end) has."""
-    return math.ceil((end - start).total_seconds() / 60 / interval)

@@ -22,6 +22,7 @@ from .convert import (
     graph_id,
     not_found,
     parse_datetime,
+    parse_recipient,
     parse_recipients,
     recipient,
 )
@@ -78,7 +79,7 @@ def message_json(req: GraphRequest, item: Item, select: set[str] | None = None) 
         "isReadReceiptRequested": bool(props.get("IsReadReceiptRequested")),
         "isRead": bool(props.get("IsRead", False)),
         "isDraft": bool(props.get("IsDraft", False)),
-        "inferenceClassification": "focused",
+        "inferenceClassification": props.get(INFERENCE, "focused"),
         "body": body_json(props.get("Body")),
         "sender": recipient(props.get("Sender") or props.get("From")),
         "from": recipient(props.get("From")),
@@ -86,7 +87,7 @@ def message_json(req: GraphRequest, item: Item, select: set[str] | None = None) 
         "ccRecipients": [recipient(box) for box in props.get("CcRecipients") or []],
         "bccRecipients": [recipient(box) for box in props.get("BccRecipients") or []],
         "replyTo": [recipient(box) for box in props.get("ReplyTo") or []],
-        "flag": {"flagStatus": "notFlagged"},
+        "flag": {"flagStatus": props.get(FLAG_STATUS, "notFlagged")},
     })
     if item.element in MESSAGE_TYPE_BY_ELEMENT:
         data["meetingMessageType"] = MESSAGE_TYPE_BY_ELEMENT[item.element]
@@ -95,8 +96,11 @@ def message_json(req: GraphRequest, item: Item, select: set[str] | None = None) 
 
 # -- parsing ----------------------------------------------------------------------------------------------------
 MESSAGE_WRITABLE = {"subject", "body", "toRecipients", "ccRecipients", "bccRecipients", "replyTo", "importance",
-                    "isRead", "categories", "from", "sender", "attachments", "internetMessageHeaders", "flag",
-                    "isDeliveryReceiptRequested", "isReadReceiptRequested", "inferenceClassification"}
+                    "isRead", "categories", "from", "sender", "attachments", "flag", "isDeliveryReceiptRequested",
+                    "isReadReceiptRequested", "inferenceClassification"}
+# Graph-only state kept beside the item's EWS properties, under names EWS never renders.
+FLAG_STATUS, INFERENCE = "_FlagStatus", "_InferenceClassification"
+FLAG_STATUSES = ("notFlagged", "complete", "flagged")
 
 
 def message_props(data: dict[str, Any]) -> dict[str, Any]:
@@ -108,6 +112,22 @@ def message_props(data: dict[str, Any]) -> dict[str, Any]:
             props[field] = parse_recipients(data[name], name)
     if "isRead" in data:
         props["IsRead"] = require(data["isRead"], "isRead", bool)
+    for name, field in (("from", "From"), ("sender", "Sender")):
+        if name in data:
+            props[field] = parse_recipient(data[name], name)
+    for name, field in (("isDeliveryReceiptRequested", "IsDeliveryReceiptRequested"),
+                        ("isReadReceiptRequested", "IsReadReceiptRequested")):
+        if name in data:
+            props[field] = require(data[name], name, bool)
+    if "flag" in data:
+        status = require(data["flag"], "flag", dict).get("flagStatus", "notFlagged")
+        if status not in FLAG_STATUSES:
+            raise bad_request(f"'flag.flagStatus' must be one of: {', '.join(FLAG_STATUSES)}.")
+        props[FLAG_STATUS] = status
+    if "inferenceClassification" in data:
+        if data["inferenceClassification"] not in ("focused", "other"):
+            raise bad_request("'inferenceClassification' must be focused or other.")
+        props[INFERENCE] = data["inferenceClassification"]
     if "attachments" in data:
         props.update(_attachments(require(data["attachments"], "attachments", list)))
     return props
@@ -287,10 +307,11 @@ def get_message(req: GraphRequest, message_id: str) -> GraphReply:
 
 
 def update_message(req: GraphRequest, message_id: str) -> GraphReply:
-    """PATCH messages/{id}: isRead, categories and importance on any message; everything else on drafts only."""
+    """PATCH messages/{id}: isRead, categories, importance, flag and inferenceClassification on any message;
+    everything else on drafts only."""
     item = req.find_item(message_id, MESSAGE_ELEMENTS)
     props = message_props(req.json())
-    if not item.props.get("IsDraft") and set(props) - {"IsRead", "Categories", "Importance"}:
+    if not item.props.get("IsDraft") and set(props) - {"IsRead", "Categories", "Importance", FLAG_STATUS, INFERENCE}:
         raise GraphError(400, "ErrorInvalidPropertyUpdateSentMessage",
                          "Update operation is invalid for property of a sent message.")
     only_read_flag = set(props) == {"IsRead"}
@@ -402,6 +423,15 @@ def _sender(req: GraphRequest) -> Mailbox:
     return req.store.users[req.mailbox].mailbox
 
 
+def _check_sender(req: GraphRequest, props: dict[str, Any]) -> None:
+    """Mail goes out from the mailbox it is sent through: another From is someone else's name (no SendAs here)."""
+    for field in ("From", "Sender"):
+        box: Mailbox | None = props.get(field)
+        if box is not None and box.email != req.mailbox:
+            raise GraphError(403, "ErrorSendAsDenied", "The user account which was used to submit this request does "
+                             "not have the right to send mail on behalf of the specified sending account.")
+
+
 def _new_props(req: GraphRequest, data: dict[str, Any]) -> dict[str, Any]:
     props = message_props(data)
     props.setdefault("Subject", "")
@@ -435,6 +465,7 @@ def send_mail(req: GraphRequest) -> GraphReply:
     props = _new_props(req, message)
     if not delivery.recipients_of(props):
         raise bad_request("At least one recipient is required.", "ErrorInvalidRecipients")
+    _check_sender(req, props)
     delivery.send_message(req.store, req.mailbox, props, save_copy=save)
     return GraphReply(202)
 
@@ -446,6 +477,7 @@ def send_draft(req: GraphRequest, message_id: str) -> GraphReply:
         raise GraphError(400, "ErrorInvalidOperation", "Only drafts can be sent.")
     if not delivery.recipients_of(item.props):
         raise bad_request("At least one recipient is required.", "ErrorInvalidRecipients")
+    _check_sender(req, item.props)
     req.store.remove_item(item)
     delivery.send_message(req.store, req.mailbox, item.props, save_copy=True)
     return GraphReply(202)
