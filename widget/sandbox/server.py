@@ -170,6 +170,8 @@ class Sandbox:
         from .graph.identity import DEFAULT_TENANT
         from .graph.server import GraphFront
 
+        if self.graph is not None:
+            raise RuntimeError("the Graph front is serving already")
         self.graph = GraphFront(self, tenant=tenant or DEFAULT_TENANT, tls_dir=tls_dir)
         try:
             self.graph.start(host, port)
