@@ -142,3 +142,17 @@ def test_get_schedule_keeps_to_its_limits(graph: Graph) -> None:
     assert info["availabilityView"] == "0" * 20
     assert info["workingHours"]["daysOfWeek"] == ["monday", "tuesday", "wednesday", "thursday", "friday"]
     assert info["workingHours"]["startTime"] == "08:00:00.0000000"
+
+
+def test_get_schedule_keeps_a_private_items_subject_to_its_owner(graph: Graph) -> None:
+    graph.ok("POST", "users/carol@contoso.com/events", {"subject": "Doctor", "sensitivity": "private",
+                                                        "location": {"displayName": "Clinic"},
+                                                        "start": at(9), "end": at(10)}, status=201)
+    graph.ok("POST", "users/carol@contoso.com/events", {"subject": "Pipeline review", "start": at(11),
+                                                        "end": at(12), "showAs": "tentative"}, status=201)
+    info = graph.ok("POST", f"{ALICE}/calendar/getSchedule", {
+        "schedules": ["carol@contoso.com"], "startTime": at(8), "endTime": at(13), "availabilityViewInterval": 60})
+    items = info["value"][0]["scheduleItems"]
+    assert info["value"][0]["availabilityView"] == "02010"
+    assert [(i["isPrivate"], i.get("subject"), i.get("location"), i["status"]) for i in items] == [
+        (True, None, None, "busy"), (False, "Pipeline review", "", "tentative")]

@@ -458,6 +458,22 @@ def get_schedule(req: GraphRequest) -> GraphReply:
                             "value": value}, "Collection(scheduleInformation)")
 
 
+def _schedule_item(event: Any, zone: str) -> dict[str, Any]:
+    """A scheduleItem: a private or confidential item shows its time and status only."""
+    props = event.item.props
+    private = str(props.get("Sensitivity") or "Normal") in ("Private", "Confidential")
+    item: dict[str, Any] = {
+        "isPrivate": private,
+        "status": SHOW_AS.get(["Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData"][event.busy],
+                              "unknown"),
+        "start": date_time_time_zone(event.start, zone),
+        "end": date_time_time_zone(event.end, zone),
+    }
+    if not private:
+        item.update(subject=props.get("Subject") or "", location=str(props.get("Location") or ""))
+    return item
+
+
 def _schedule(req: GraphRequest, address: str, start: datetime, end: datetime, interval: int,
               zone: str) -> dict[str, Any]:
     user = req.store.users.get(address)
@@ -467,15 +483,7 @@ def _schedule(req: GraphRequest, address: str, start: datetime, end: datetime, i
             "responseCode": "ErrorMailRecipientNotFound"}}
     events = free_busy_events(req.store, address, start, end)
     slots = merged_slots(start, end, interval, events)
-    items = [{
-        "isPrivate": str(event.item.props.get("Sensitivity") or "Normal") in ("Private", "Confidential"),
-        "status": SHOW_AS.get(["Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData"][event.busy],
-                              "unknown"),
-        "subject": event.item.props.get("Subject") or "",
-        "location": str(event.item.props.get("Location") or ""),
-        "start": date_time_time_zone(event.start, zone),
-        "end": date_time_time_zone(event.end, zone),
-    } for event in events]
+    items = [_schedule_item(event, zone) for event in events]
     begin, finish = user.working_hours
     return {
         "scheduleId": address,
