@@ -80,6 +80,7 @@ class Server:
     url: str
     control: str
     startup: float
+    banner: dict[str, str]  # every "Label: value" line of the banner
 
     @classmethod
     def start(cls, n: int, auth: str, timeout: float = 300, extra_args: Sequence[str] = ()) -> Server:
@@ -91,10 +92,13 @@ class Server:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         url = control = ""
+        banner: dict[str, str] = {}
         deadline = time.monotonic() + timeout
         assert proc.stdout is not None
         for line in proc.stdout:
             line = line.rstrip("\n")
+            label, _, value = line.partition(": ")
+            banner.setdefault(label, value)
             if line.startswith("EWS URL: "):
                 url = line.removeprefix("EWS URL: ")
             elif line.startswith("Control API: "):
@@ -106,7 +110,7 @@ class Server:
         if not url or not control:
             proc.kill()
             raise RuntimeError(f"the sandbox did not start: {proc.stdout.read()}")
-        return cls(proc, url, control, time.perf_counter() - started)
+        return cls(proc, url, control, time.perf_counter() - started, banner)
 
     def stats(self) -> dict[str, Any]:
         """GET /sandbox/stats."""

@@ -13,6 +13,7 @@ from databases import migrate_sqlite_template
 from ews_schema import SchemaValidator, schema_available, schema_dir, session_validator, watch_schema
 from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Configuration, Credentials, FailFast
 from exchangelib.protocol import BaseProtocol, close_connections
+from graph_schema import graph_schema_available, graph_schema_dir, graph_session_checker
 from log_watch import LogCollector, leaks, secret_forms
 
 from widget.exchange.ews.logs import keep_secrets_out_of_exchangelib_logs
@@ -28,19 +29,24 @@ _WORKER_CHECKS = "exchange_widget_checks"
 
 @dataclass
 class RunChecks:
-    """The run's checks of the logs and of the SOAP traffic, for one process or added up over the workers."""
+    """The run's checks of the logs, of the SOAP traffic and of the Graph JSON bodies, for one process or added up
+    over the workers."""
 
     log_records: int = 0
     leaks: list[str] = field(default_factory=list)
     soap_checked: int = 0
     soap_invalid: int = 0
+    graph_checked: int = 0
+    graph_invalid: int = 0
 
     def add(self, other: RunChecks) -> None:
-        """Count `other`'s records, leaks and SOAP parts too."""
+        """Count `other`'s records, leaks, SOAP parts and JSON bodies too."""
         self.log_records += other.log_records
         self.leaks += other.leaks
         self.soap_checked += other.soap_checked
         self.soap_invalid += other.soap_invalid
+        self.graph_checked += other.graph_checked
+        self.graph_invalid += other.graph_invalid
 
 
 _CHECKS = pytest.StashKey[RunChecks]()
@@ -72,6 +78,11 @@ def _this_process_checks(config: pytest.Config) -> RunChecks:
     validator = None if _is_xdist_controller(config) else session_validator()
     if validator is not None:
         checks.soap_checked, checks.soap_invalid = validator.checked, len(validator.failures)
+    # The metadata is parsed only if a Graph test ran in this process (graph_session_checker is cached).
+    checker = None if _is_xdist_controller(config) or not graph_session_checker.cache_info().currsize else (
+        graph_session_checker())
+    if checker is not None:
+        checks.graph_checked, checks.graph_invalid = checker.checked, len(checker.failures)
     return checks
 
 
@@ -98,6 +109,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
     terminalreporter.write_line(f"Logs: {checks.log_records} records captured, {len(checks.leaks)} with a password")
     for text in checks.leaks[:10]:
         terminalreporter.write_line(f"  password in a log: {text}", red=True)
+    if not graph_schema_available(graph_schema_dir()):
+        terminalreporter.write_sep(
+            "!", f"GRAPH METADATA NOT FOUND at {graph_schema_dir()}: Graph tests fail", red=True, bold=True
+        )
+    else:
+        terminalreporter.write_line(
+            f"Graph metadata: {checks.graph_checked} JSON bodies checked, {checks.graph_invalid} invalid"
+        )
     if not schema_available(schema_dir()):
         terminalreporter.write_sep(
             "!", f"EWS SCHEMA NOT FOUND at {schema_dir()}: SOAP documents were NOT validated", red=True, bold=True

@@ -12,7 +12,8 @@ PASSWORDS = {
 }
 
 # Other secrets the tests use, which no log may show either (the web tests' administrator password).
-EXTRA_SECRETS = ("Admin-password-1",)
+# The Graph tests' client secret is one too.
+EXTRA_SECRETS = ("Admin-password-1", "Graph-app-secret-1")
 
 
 def make_store() -> Store:

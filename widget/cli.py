@@ -86,6 +86,14 @@ def _account(value: str, option: str) -> tuple[str, str]:
     return email.strip().lower(), password
 
 
+def _graph_app(value: str) -> tuple[str, str]:
+    # An application id holds no ':', a secret may: split on the first one.
+    client_id, sep, secret = value.partition(":")
+    if not sep or not client_id.strip() or not secret:
+        raise click.BadParameter(f"expected CLIENT_ID:SECRET, got {value!r}", param_hint="--app")
+    return client_id.strip(), secret
+
+
 def _auth_schemes(value: str) -> tuple[str, ...]:
     names = [part.strip().lower() for part in value.split(",") if part.strip()]
     unknown = [name for name in names if name not in AUTH_SCHEMES]
@@ -123,6 +131,15 @@ def _print_banner(sandbox: Sandbox, store_file: Path | None) -> None:
     _say(f"Store: {store_file} (saved after every change)" if store_file else "Store: in memory")
     if sandbox.schema_validator is not None:
         _say("Schema: every SOAP document is validated (see /sandbox/stats)")
+    graph = sandbox.graph
+    if graph is not None:
+        _say(f"Microsoft Graph: {graph.graph_url}")
+        _say(f"Sign-in authority: {graph.authority}")
+        _say(f"Tenant: {graph.identity.tenant} ({graph.identity.tenant_id})")
+        _say(f"CA certificate: {graph.ca_file}")
+        for app in graph.identity.apps.values():
+            scope = "every mailbox" if app.mailboxes is None else ", ".join(sorted(app.mailboxes))
+            _say(f"App: {app.client_id}  {', '.join(sorted(app.permissions))}  ({scope})")
     for user in store.users.values():
         extra = "  (can impersonate)" if user.can_impersonate else ""
         _say(f"Account: {user.email}  {user.domain}\\{user.username}  {user.password}{extra}")
@@ -146,19 +163,35 @@ def _print_banner(sandbox: Sandbox, store_file: Path | None) -> None:
               help="Failed logins before an account locks (0 never; default 5).")
 @click.option("--schema", "schema_folder", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Validate every SOAP document against the EWS schema in this folder (see /sandbox/stats).")
+@click.option("--graph-port", type=click.IntRange(0, 65535), default=None,
+              help="Also serve Microsoft Graph and the identity platform over HTTPS on 127.0.0.1:PORT (0 picks one).")
+@click.option("--tls-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the CA (ca.pem) and the server certificate go; default: the --store file's folder, else a "
+                   "temporary folder.")
+@click.option("--tenant", default=None, metavar="DOMAIN",
+              help="The tenant's domain (default contoso.onmicrosoft.com; a fixed GUID names it too).")
+@click.option("--app", "apps", multiple=True, metavar="CLIENT_ID:SECRET",
+              help="Register an application with Mail.ReadWrite, Mail.Send, Calendars.ReadWrite and "
+                   "Tasks.ReadWrite.All over every mailbox, admin-consented. Repeatable.")
 def sandbox_command(port: int, host: str, users: tuple[str, ...], impersonator: str | None, seed: str | None,
                     messages: int, store_file: Path | None, auth: str, lockout: int | None,
-                    schema_folder: Path | None) -> None:
-    """Run the Exchange sandbox alone: EWS at /EWS/Exchange.asmx and the control API at /sandbox/.
+                    schema_folder: Path | None, graph_port: int | None, tls_dir: Path | None, tenant: str | None,
+                    apps: tuple[str, ...]) -> None:
+    """Run the Exchange sandbox alone: EWS at /EWS/Exchange.asmx and the control API at /sandbox/; with
+    --graph-port, Microsoft Graph at https://127.0.0.1:PORT/v1.0 and its sign-in authority, on the same mailboxes.
 
-    The banner lines "EWS URL: ...", "Control API: ..." and "Account: EMAIL  DOMAIN\\USER  PASSWORD" are printed
-    before serving, for scripts to read. Seeding (--seed, --messages) only fills a new store, so that a restart
-    on the same --store file never duplicates mail.
+    The banner lines "EWS URL: ...", "Control API: ..." and "Account: EMAIL  DOMAIN\\USER  PASSWORD" (and with
+    Graph "Microsoft Graph: ...", "Sign-in authority: ...", "CA certificate: ...") are printed before serving, for
+    scripts to read. Seeding (--seed, --messages) only fills a new store, so that a restart on the same --store
+    file never duplicates mail.
     """
     from .sandbox import Sandbox
     from .sandbox.seed import seed_demo, seed_messages
 
     schemes = _auth_schemes(auth)
+    graph_apps = [_graph_app(value) for value in apps]
+    if graph_port is None and (graph_apps or tls_dir or tenant):
+        raise click.BadParameter("--app, --tls-dir and --tenant need --graph-port", param_hint="--graph-port")
     accounts = [_account(value, "--user") for value in users]
     service = _account(impersonator, "--impersonator") if impersonator else None
     if store_file is not None:
@@ -204,14 +237,34 @@ def sandbox_command(port: int, host: str, users: tuple[str, ...], impersonator: 
             raise click.BadParameter(f"no messages.xsd, types.xsd and xml.xsd in {schema_folder}",
                                      param_hint="--schema")
         sandbox.validate_against(schema_folder)
+    if graph_port is not None:
+        _register_graph_apps(store, graph_apps, tenant)
     sandbox.persist()
+    where = f"{host}:{port}"
     try:
         sandbox.start(host, port)
+        if graph_port is not None:
+            where = f"127.0.0.1:{graph_port}"
+            sandbox.start_graph("127.0.0.1", graph_port, tenant=tenant,
+                                tls_dir=tls_dir or (store_file.parent if store_file else None))
     except OSError as error:
         sandbox.stop()
-        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
+        raise click.ClickException(f"cannot listen on {where}: {error.strerror or error}") from error
     _print_banner(sandbox, store_file)
     _serve_until_stopped(sandbox)
+
+
+def _register_graph_apps(store: Store, apps: list[tuple[str, str]], tenant: str | None) -> None:
+    """Register the --app applications (an app the store holds already is kept as it is)."""
+    from .sandbox.graph.identity import DEFAULT_TENANT
+    from .sandbox.graph.server import identity_of
+
+    identity = identity_of(store, tenant or DEFAULT_TENANT)
+    for client_id, secret in apps:
+        if client_id in identity.apps:
+            _say(f"App {client_id} already exists in the store: kept as it is")
+            continue
+        identity.register(client_id=client_id, secret=secret)
 
 
 def _serve_until_stopped(sandbox: Sandbox) -> None:

@@ -9,6 +9,10 @@ The sandbox's mailboxes are kept in the instance folder (DEMO_STORE_FILE), besid
 that a restart finds Exchange as the widget left it; delete that file (or the whole instance folder) to start
 from a freshly seeded organisation.
 
+The sandbox serves Microsoft Graph too (HTTPS on another free port, its CA in the instance folder), with one
+application registered (DEMO_GRAPH_APP), so that Graph clients can be tried on the demo's mailboxes; the widget
+itself still talks EWS to it.
+
 This module imports the sandbox and the server only when a function runs: the CLI imports it lazily too.
 """
 
@@ -36,6 +40,8 @@ DEMO_ADMIN_EMAIL = "admin@demo.example"
 DEMO_ADMIN_PASSWORD = "Demo-admin-pw-1"
 DEMO_STORE_FILE = "demo-exchange.store"
 DEMO_LOCKOUT = 5  # failed logins before a sandbox account locks, as a typical Active Directory policy
+# The demo's Graph application (client id, secret): the four application permissions over every mailbox.
+DEMO_GRAPH_APP = ("6d1e2f3a-0c4b-4d5e-8f9a-2b7c00000001", "Demo-graph-secret-1")
 
 Say = Callable[[str], None]
 
@@ -66,9 +72,16 @@ def start_sandbox(instance_path: Path, say: Say) -> Sandbox:
         summary = seed_demo(store)
         say(f"Seeded the demo's Exchange: {len(summary.users)} accounts, {summary.messages} messages, "
             f"{summary.calendar_items} calendar items, {summary.tasks} tasks.")
+    from .sandbox.graph.server import identity_of
+
+    identity = identity_of(store)
+    if DEMO_GRAPH_APP[0] not in identity.apps:
+        identity.register(client_id=DEMO_GRAPH_APP[0], secret=DEMO_GRAPH_APP[1], display_name="Demo Graph app")
     sandbox = Sandbox(store, store_path=store_file)
     sandbox.persist()
-    return sandbox.start(DEMO_HOST, 0)
+    sandbox.start(DEMO_HOST, 0)
+    sandbox.start_graph(DEMO_HOST, 0, tls_dir=instance_path)
+    return sandbox
 
 
 def prepare(app: Flask, sandbox: Sandbox, crm_origin: str | None = None) -> list[str]:
@@ -158,11 +171,21 @@ def banner(widget_url: str, sandbox: Sandbox, crm_url: str | None = None) -> lis
         f"Widget: {widget_url}",
         *([f"Demo CRM (the widget inside a CRM, as your users see it): {crm_url}"] if crm_url else []),
         f"Exchange sandbox (EWS): {sandbox.url}",
+        *_graph_lines(sandbox),
         "Sign in with one of these accounts (email, password):",
     ]
     lines += [f"  {line.email:<{width}}  {line.password:<16}  {line.description}" for line in accounts()]
     lines.append("Press Ctrl-C to stop.")
     return lines
+
+
+def _graph_lines(sandbox: Sandbox) -> list[str]:
+    graph = sandbox.graph
+    if graph is None:
+        return []
+    return [f"Microsoft Graph: {graph.graph_url}", f"Sign-in authority: {graph.authority}",
+            f"CA certificate: {graph.ca_file}", f"Graph app (client id, secret): {DEMO_GRAPH_APP[0]}  "
+            f"{DEMO_GRAPH_APP[1]}"]
 
 
 def serve(app: Flask, host: str, port: int) -> BaseWSGIServer:

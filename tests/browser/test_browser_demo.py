@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msal
 import pytest
+import requests
 from browser_helpers import authorize
 from playwright.sync_api import Page, expect
 
-from widget.demo import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD
+from widget.demo import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, DEMO_GRAPH_APP
 from widget.sandbox.seed import DEMO_ACCOUNTS, DEMO_SERVICE_ACCOUNT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,3 +244,22 @@ def test_it_shows_seeded_mail_on_a_record_of_the_demo_crm_after_the_first_sync(d
     expect(dialog.get_by_role("status")).to_contain_text("Your meeting “Demo pricing call” is scheduled")
     dialog.get_by_role("button", name="Close").click()
     expect(tab.locator("#upcoming")).to_contain_text("Demo pricing call")
+
+
+def test_it_serves_microsoft_graph_on_the_same_mailboxes(demo: Demo):
+    lines = dict(line.split(": ", 1) for line in demo.banner if ": " in line and not line.startswith("  "))
+    graph_url, ca_file = lines["Microsoft Graph"], lines["CA certificate"]
+    assert re.fullmatch(r"https://127\.0\.0\.1:\d+/v1\.0", graph_url)
+    assert lines["Graph app (client id, secret)"] == "  ".join(DEMO_GRAPH_APP)
+    session = requests.Session()
+    session.trust_env = False  # the CA is given here, not by the environment
+    session.verify = ca_file
+    app = msal.ConfidentialClientApplication(DEMO_GRAPH_APP[0], client_credential=DEMO_GRAPH_APP[1],
+                                             authority=lines["Sign-in authority"], http_client=session,
+                                             instance_discovery=False)
+    token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])["access_token"]
+    inbox = session.get(f"{graph_url}/users/{DEMO_ACCOUNTS[0].email}/mailFolders/inbox",
+                        headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+    assert inbox["totalItemCount"] > 0
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("## Run the demo", 1)[1].split("\n## ", 1)[0]
+    assert DEMO_GRAPH_APP[0] in readme and DEMO_GRAPH_APP[1] in readme

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import os
 import tempfile
 import threading
@@ -103,9 +104,14 @@ class Authenticator:
         user = self.store.find_user(login)
         if user is None:
             return AuthResult()
+        return self.check_password(user, password)
+
+    def check_password(self, user: User, password: str) -> AuthResult:
+        """A password for `user`, checked as every sign-in checks it (Basic, and the Graph front's sign-in page): a
+        locked account is refused, and a wrong password counts toward the lockout."""
         if user.locked:
             return AuthResult(body=LOCKED_OUT_TEXT)
-        if password != user.password:
+        if not hmac.compare_digest(password.encode(), user.password.encode()):
             return self._failure(user)
         user.failed_logins = 0
         return AuthResult(user=user)

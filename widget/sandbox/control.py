@@ -8,6 +8,11 @@ POST   /sandbox/users                     add a user: email, password, display_n
 POST   /sandbox/users/<email>/password    change a user's password: password
 POST   /sandbox/deliver                   mail arriving from the internet: from, to, cc, subject,
                                           text or html, received (ISO 8601)
+GET    /sandbox/apps                      the applications registered with the identity platform
+POST   /sandbox/apps                      register one: client_id, secret or certificate (PEM), permissions,
+                                          admin_consent, mailboxes (RBAC scope), redirect_uris, delegated_scopes
+POST   /sandbox/apps/<id>/revoke          revoke the app's access and refresh tokens (optionally for one user)
+POST   /sandbox/identity                  settings of the identity platform: access_token_lifetime (seconds)
 """
 
 from __future__ import annotations
@@ -135,6 +140,8 @@ def _route(sandbox: Sandbox, method: str, route: str, body: bytes) -> Reply:
         if validator is not None:
             stats["schema"] = {"checked": validator.checked, "invalid": validator.failures[:50],
                                "invalid_count": len(validator.failures)}
+        if sandbox.graph is not None:
+            stats["graph"] = sandbox.graph.stats.as_dict()
         return _reply(200, stats)
     if parts == ["faults"]:
         if method == "GET":
@@ -181,4 +188,11 @@ def _route(sandbox: Sandbox, method: str, route: str, body: bytes) -> Reply:
         return _reply(200, {"email": parts[1].lower(), "password_changed": True})
     if parts == ["deliver"] and method == "POST":
         return _reply(201, {"delivered": deliver_from_json(sandbox, _object(body))})
+    if parts[:1] in (["apps"], ["identity"]):
+        from .graph.control import handle_identity
+
+        reply = handle_identity(sandbox, method, parts, _object(body) if body else {})
+        if reply is not None:
+            status, data = reply
+            return _reply(status, data)
     return _reply(404, {"error": f"no such control endpoint: {method} {route}"})

@@ -88,6 +88,18 @@ def deliver_message(store: Store, props: dict[str, Any], received: datetime | No
     return delivered
 
 
+def send_message(store: Store, sender: str, props: dict[str, Any], *, save_copy: bool = True) -> Item | None:
+    """Send a message from mailbox `sender`: delivered to the organisation's recipients, with a copy in the sender's
+    Sent Items unless `save_copy` is false (that copy is returned). The caller removes the draft, if any."""
+    now = datetime.now(UTC)
+    props = dict(props)
+    props.update(IsDraft=False, DateTimeSent=now, DateTimeReceived=now)
+    deliver_message(store, props, now)
+    if not save_copy:
+        return None
+    return store.add_item(store.folder(sender, "sentitems"), "Message", {**props, "IsRead": True})
+
+
 def calendar_defaults(props: dict[str, Any], organizer: User) -> dict[str, Any]:
     """Fill what Exchange sets on a calendar item it stores."""
     props.setdefault("UID", uuid.uuid4().hex.upper())

@@ -13,6 +13,20 @@ the middle of a client's work (the third page of a sync, say). Kinds and their p
 - ``mailbox_move``: the operation's response message carries ErrorMailboxMoveInProgress.
 - ``password_change`` (``password``): the mailbox owner's password changes now; this and every later
   request with the old password gets 401.
+
+With ``"protocol": "graph"`` a fault strikes the Graph front instead (``operation`` is then an endpoint as
+``GET /sandbox/stats`` names it, e.g. ``GET mailFolders/{id}/messages/delta``, with or without the method, or
+``*``). Its kinds:
+
+- ``http_429`` (``retry_after``): 429 TooManyRequests with Retry-After, in seconds.
+- ``http_503`` (``retry_after``): 503 ServiceUnavailable with Retry-After.
+- ``delay`` (``seconds``) and ``drop``: as above.
+- ``delta_reset``: the next delta request that carries a link answers 410 Gone (SyncStateNotFound) with a
+  Location to start over from.
+- ``token_revoked``: the app's access and refresh tokens are revoked now; this request and every later one with
+  them gets 401 InvalidAuthenticationToken.
+- ``consent_revoked``: the administrator withdraws the app's consent; this request and every later one get 403
+  ErrorAccessDenied, and new tokens carry no permission.
 """
 
 from __future__ import annotations
@@ -32,6 +46,16 @@ FAULT_KINDS: dict[str, dict[str, type]] = {
     "mailbox_move": {},
     "password_change": {"password": str},
 }
+GRAPH_FAULT_KINDS: dict[str, dict[str, type]] = {
+    "http_429": {"retry_after": int},
+    "http_503": {"retry_after": int},
+    "delay": {"seconds": float},
+    "drop": {},
+    "delta_reset": {},
+    "token_revoked": {},
+    "consent_revoked": {},
+}
+KINDS_BY_PROTOCOL = {"ews": FAULT_KINDS, "graph": GRAPH_FAULT_KINDS}
 DEFAULTS: dict[str, Any] = {"back_off_ms": 30000, "retry_after": 30, "seconds": 1.0}
 
 
@@ -49,10 +73,15 @@ class Fault:
     times: int = 1
     after: int = 0  # matching calls still to let through before it fires
     params: dict[str, Any] = field(default_factory=dict)
+    protocol: str = "ews"
 
-    def matches(self, operation: str, mailbox: str | None) -> bool:
-        """Whether this fault applies to a call of `operation` for `mailbox`."""
-        return (self.operation in ("*", operation)) and (self.mailbox == "*" or self.mailbox == (mailbox or ""))
+    def matches(self, operation: str, mailbox: str | None, protocol: str = "ews") -> bool:
+        """Whether this fault applies to a call of `operation` for `mailbox` over `protocol`."""
+        if protocol != self.protocol:
+            return False
+        # A Graph endpoint may be named with its method ("GET messages/{id}") or without it ("messages/{id}").
+        names = ("*", operation, operation.partition(" ")[2]) if protocol == "graph" else ("*", operation)
+        return self.operation in names and (self.mailbox == "*" or self.mailbox == (mailbox or ""))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form for the control API."""
@@ -62,6 +91,7 @@ class Fault:
             "mailbox": self.mailbox,
             "times": self.times,
             "after": self.after,
+            **({"protocol": self.protocol} if self.protocol != "ews" else {}),
             **self.params,
         }
 
@@ -70,10 +100,14 @@ def fault_from_dict(data: Any) -> Fault:
     """Validate a fault description (from JSON or Python) and build the Fault; FaultSpecError says what is wrong."""
     if not isinstance(data, dict):
         raise FaultSpecError("a fault is a JSON object with at least 'kind'")
+    protocol = data.get("protocol", "ews")
+    if protocol not in KINDS_BY_PROTOCOL:
+        raise FaultSpecError("'protocol' must be 'ews' or 'graph'")
+    kinds = KINDS_BY_PROTOCOL[protocol]
     kind = data.get("kind")
-    if kind not in FAULT_KINDS:
-        raise FaultSpecError(f"'kind' must be one of: {', '.join(FAULT_KINDS)}")
-    allowed = {"kind", "operation", "mailbox", "times", "after", *FAULT_KINDS[kind]}
+    if kind not in kinds:
+        raise FaultSpecError(f"'kind' must be one of: {', '.join(kinds)} (protocol {protocol})")
+    allowed = {"kind", "protocol", "operation", "mailbox", "times", "after", *kinds[kind]}
     unknown = set(data) - allowed
     if unknown:
         raise FaultSpecError(f"unknown field(s) for kind {kind}: {', '.join(sorted(unknown))}")
@@ -87,7 +121,7 @@ def fault_from_dict(data: Any) -> Fault:
         if name in data and not isinstance(data[name], str):
             raise FaultSpecError(f"'{name}' must be a string")
     params: dict[str, Any] = {}
-    for name, kind_type in FAULT_KINDS[kind].items():
+    for name, kind_type in kinds[kind].items():
         value = data.get(name, DEFAULTS.get(name))
         if name == "password" and value is None:
             value = secrets.token_urlsafe(12)
@@ -105,6 +139,7 @@ def fault_from_dict(data: Any) -> Fault:
         times=times,
         after=after,
         params=params,
+        protocol=protocol,
     )
 
 
@@ -132,7 +167,7 @@ class FaultScript:
         with self._lock:
             return list(self._faults)
 
-    def take(self, operation: str, mailbox: str | None) -> Fault | None:
+    def take(self, operation: str, mailbox: str | None, protocol: str = "ews") -> Fault | None:
         """The first fault matching this call and ready to fire, counted down (and removed when used up).
 
         Every matching fault still waiting (``after``) counts this call, whichever fault fires, so that
@@ -141,7 +176,7 @@ class FaultScript:
         chosen = None
         with self._lock:
             for fault in list(self._faults):
-                if not fault.matches(operation, mailbox):
+                if not fault.matches(operation, mailbox, protocol):
                     continue
                 if fault.after > 0:
                     fault.after -= 1

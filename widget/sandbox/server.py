@@ -43,6 +43,7 @@ from .soap import (
 from .store import Store
 
 if TYPE_CHECKING:
+    from .graph.server import GraphFront
     from .schema import SchemaValidator
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class Sandbox:
         self.stats = Stats()
         self.observers: list[Observer] = []
         self.schema_validator: SchemaValidator | None = None
+        self.graph: GraphFront | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -140,10 +142,7 @@ class Sandbox:
         """The EWS endpoint URL."""
         if self._server is None:
             raise RuntimeError("the sandbox is not serving")
-        host, port = self._server.server_address[:2]
-        if ":" in host:
-            host = f"[{host}]"  # an IPv6 address in a URL
-        return f"http://{host}:{port}{EWS_PATH}"
+        return f"http://{url_authority(self._server)}{EWS_PATH}"
 
     @property
     def base_url(self) -> str:
@@ -153,10 +152,7 @@ class Sandbox:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Sandbox:
         """Serve in a background thread (port 0 picks a free port)."""
         self._server = _SandboxHTTPServer((host, port), self)
-        # A short poll keeps stop() quick (the default half second is paid by every test that stops a sandbox).
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="ews-sandbox", daemon=True)
-        self._thread.start()
+        self._thread = serve_in_background(self._server, "ews-sandbox")
         return self
 
     def serve_forever(self, host: str, port: int) -> None:
@@ -167,11 +163,31 @@ class Sandbox:
         finally:
             self._server.server_close()
 
+    def start_graph(self, host: str = "127.0.0.1", port: int = 0, *, tenant: str | None = None,
+                    tls_dir: Path | None = None) -> GraphFront:
+        """Serve Microsoft Graph and the identity platform over HTTPS too, on this sandbox's store (port 0 picks a
+        free port); the CA certificate is written to `tls_dir` (a temporary folder if None)."""
+        from .graph.identity import DEFAULT_TENANT
+        from .graph.server import GraphFront
+
+        if self.graph is not None:
+            raise RuntimeError("the Graph front is serving already")
+        self.graph = GraphFront(self, tenant=tenant or DEFAULT_TENANT, tls_dir=tls_dir)
+        try:
+            self.graph.start(host, port)
+        except OSError:
+            self.graph.stop()
+            self.graph = None
+            raise
+        return self.graph
+
     def stop(self) -> None:
         """Stop serving and clean up."""
+        if self.graph is not None:
+            self.graph.stop()
+            self.graph = None
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            shut_down(self._server)
             self._server = None
         self.authenticator.close()
 
@@ -341,6 +357,26 @@ class Sandbox:
     def _observe(self, direction: str, root: etree._Element) -> None:
         for observer in list(self.observers):
             observer(direction, root)
+
+
+def url_authority(server: ThreadingHTTPServer) -> str:
+    """HOST:PORT of a listening server, for a URL (an IPv6 address in brackets)."""
+    host, port = server.server_address[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def serve_in_background(server: ThreadingHTTPServer, name: str) -> threading.Thread:
+    """Run `server` in a daemon thread."""
+    # A short poll keeps stopping quick (the default half second is paid by every test that stops a sandbox).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def shut_down(server: ThreadingHTTPServer) -> None:
+    """Stop a server started by serve_in_background() and close its socket."""
+    server.shutdown()
+    server.server_close()
 
 
 def _is_loopback(host: str) -> bool:

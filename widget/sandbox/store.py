@@ -162,6 +162,8 @@ class Store:
         self._change_counter = count(1)
         self.lock = threading.RLock()
         self.sent: list[Sent] = []  # the delivery log of meeting messages, oldest first
+        # The Microsoft identity platform's state (graph.identity.IdentityPlatform), made when Graph is first used.
+        self.identity: Any = None
 
     # -- persistence -------------------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -173,6 +175,7 @@ class Store:
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["_change_counter"] = count(state["_change_counter"])
         state.setdefault("sent", [])  # a store saved before the delivery log existed
+        state.setdefault("identity", None)  # ... or before the Graph front existed
         self.__dict__.update(state)
         self.lock = threading.RLock()
 
@@ -253,12 +256,15 @@ class Store:
         return None
 
     def set_password(self, email: str, password: str) -> User:
-        """Change a user's password: requests with the old one get 401 from now on."""
+        """Change a user's password: requests with the old one get 401 from now on, and Graph refresh tokens issued
+        to the user stop working."""
         user = self.users[email.lower()]
         user.password = password
         user.password_version += 1
         user.failed_logins = 0
         user.locked = False
+        if self.identity is not None:  # as Entra ID does, a new password ends the user's refresh tokens
+            self.identity.revoke_tokens(user=user.email)
         return user
 
     # -- folders and items -------------------------------------------------------------------------------------

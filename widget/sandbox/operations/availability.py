@@ -41,7 +41,7 @@ from .. import timezones
 from ..items import Item
 from ..recurrence import calendar_instances
 from ..soap import E_NS, M_NS, T_NS, EwsFault, ItemError, local, m, response_message, sub, t
-from ..store import User
+from ..store import Store, User
 from . import Context, operation
 
 MAX_MAILBOXES = 100  # Exchange's MaximumIdentityArraySize
@@ -275,9 +275,15 @@ class _Event:
 
 def _events(ctx: Context, email: str, start: datetime, end: datetime, exclude_uid: str | None = None) -> list[_Event]:
     """The free/busy events of a mailbox's calendar overlapping [start, end)."""
+    return free_busy_events(ctx.store, email, start, end, exclude_uid)
+
+
+def free_busy_events(store: Store, email: str, start: datetime, end: datetime,
+                     exclude_uid: str | None = None) -> list[_Event]:
+    """The free/busy events of a mailbox's calendar overlapping [start, end) (EWS's and Graph's free/busy)."""
     events = []
     # Single items and the occurrences of recurring series, cancelled ones included (they show as free).
-    for item in calendar_instances(ctx.store.folder(email, "calendar"), start, end):
+    for item in calendar_instances(store.folder(email, "calendar"), start, end):
         if exclude_uid and str(item.props.get("UID", "")).upper() == exclude_uid:
             continue  # the meeting being rescheduled does not conflict with itself
         # No status reads as busy, an unknown one as tentative (Exchange's defaults). A cancelled meeting stays in

@@ -288,15 +288,10 @@ def _send_meeting_updates(ctx: Context, item: Item, before: dict[str, Any]) -> N
 
 def _send_draft(ctx: Context, item: Item, save_copy: bool) -> Item | None:
     store = ctx.store
-    props = dict(item.props)
-    if not delivery.recipients_of(props):
+    if not delivery.recipients_of(item.props):
         raise ItemError("ErrorInvalidRecipients", "At least one recipient isn't valid.")
-    now = datetime.now(UTC)
-    props.update(IsDraft=False, DateTimeSent=now, DateTimeReceived=now)
-    delivery.deliver_message(store, props, now)
     store.remove_item(item)
-    if save_copy:
-        store.add_item(store.folder(ctx.mailbox, "sentitems"), "Message", {**props, "IsRead": True})
+    delivery.send_message(store, ctx.mailbox, item.props, save_copy=save_copy)
     return None
 
 
