@@ -6,7 +6,7 @@ Against one sandbox process (`flask --app widget sandbox`, the organiser, 49 col
 the day asked, and an address outside the organisation), for each number of attendees N:
 1. the widget's refresh: GET /meetings/availability through the Flask test client, signed in as the organiser, for
    the organiser and N attendees over one day in 30-minute slots (the whole view: session, settings, the mailbox
-   connection, ONE GetUserAvailability request with meeting suggestions, the grid rendered);
+   connection, ONE GetUserAvailability request for free/busy, the grid rendered);
 2. the raw call: exchangelib's GetUserAvailability service for the same mailboxes, window, interval and view, its
    time zone fetched once beforehand (exchangelib's Protocol.get_free_busy_info would fetch it on every call).
 The two alternate, after a warm-up; each row shows the median of `--rounds` of each, the ratio (target at most

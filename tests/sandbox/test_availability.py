@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
+from ews_suggestions import suggested
 from exchangelib import IMPERSONATION, CalendarItem, EWSDateTime, EWSTimeZone
 from exchangelib.errors import ErrorMailRecipientNotFound, TransportError
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
@@ -223,7 +224,7 @@ def test_it_suggests_free_times_within_the_window_and_working_hours(sandbox, acc
     _appointment(bob, _at(day, 10), _at(day, 12))
     _appointment(alice, _at(day, 14), _at(day, 15))
 
-    whole_day = get_availability(alice.protocol, ["alice@contoso.com", "bob@contoso.com"], _at(day, 0),
+    whole_day = suggested(alice.protocol, ["alice@contoso.com", "bob@contoso.com"], _at(day, 0),
                                  _at(day + timedelta(days=1), 0), meeting_minutes=60)
     assert whole_day.suggestions_error is None
     # Best first: the hours when both are free, then those where one of them is busy half of the meeting.
@@ -233,7 +234,7 @@ def test_it_suggests_free_times_within_the_window_and_working_hours(sandbox, acc
         (time(9, 30), "Good"), (time(13, 30), "Good"), (time(11, 30), "Good"), (time(14, 30), "Good")]
     assert all(s.is_work_time and s.end - s.start == timedelta(hours=1) for s in whole_day.suggestions)
 
-    afternoon = get_availability(alice.protocol, ["alice@contoso.com", "bob@contoso.com"], _at(day, 12, 30),
+    afternoon = suggested(alice.protocol, ["alice@contoso.com", "bob@contoso.com"], _at(day, 12, 30),
                                  _at(day, 16), meeting_minutes=30)
     assert [s.start.time() for s in afternoon.suggestions if s.quality == "Excellent"] == [
         time(12, 30), time(13), time(13, 30), time(15), time(15, 30)]
@@ -247,20 +248,20 @@ def test_it_rates_a_suggestion_by_the_share_of_attendees_in_conflict(account):
     window = (_at(day, 8, zone=UTC), _at(day, 12, zone=UTC))
     four = ["alice@contoso.com", "bob@contoso.com", "svc-crm@contoso.com", "carol@contoso.com"]
 
-    rated = get_availability(carol.protocol, four, *window, meeting_minutes=60)
+    rated = suggested(carol.protocol, four, *window, meeting_minutes=60)
     quality = {s.start.time(): s.quality for s in rated.suggestions}
     # One of four attendees busy all the meeting (25 %) is still Good; half of it (12.5 %) too.
     assert quality == {time(8): "Excellent", time(8, 30): "Excellent", time(9): "Excellent", time(9, 30): "Good",
                        time(10): "Good", time(10, 30): "Good", time(11): "Excellent"}
     # One of three (33 %) is only Fair; an outside address has no say.
-    three = get_availability(carol.protocol, [*four[1:], "guest@fabrikam.com"], *window, meeting_minutes=60)
+    three = suggested(carol.protocol, [*four[1:], "guest@fabrikam.com"], *window, meeting_minutes=60)
     assert {s.start.time(): s.quality for s in three.suggestions}[time(10)] == "Fair"
 
 
 def test_it_leaves_out_suggestions_outside_the_organizers_working_hours(account):
     alice = account("alice@contoso.com")
     day = _monday()
-    night = get_availability(alice.protocol, ["alice@contoso.com"], _at(day, 0, zone=UTC),
+    night = suggested(alice.protocol, ["alice@contoso.com"], _at(day, 0, zone=UTC),
                              _at(day + timedelta(days=1), 0, zone=UTC), meeting_minutes=60)
     starts = [s.start for s in night.suggestions]
     assert starts[0] == _at(day, 8, zone=UTC) and starts[-1] == _at(day, 16, zone=UTC) and len(starts) == 17
@@ -274,7 +275,7 @@ def test_it_costs_one_request_whatever_the_number_of_attendees(sandbox, account,
     day = _monday()
     before = sandbox.stats.operations["GetUserAvailability"]
 
-    found = get_availability(alice.protocol, [f"colleague{n}@contoso.com" for n in range(count)], _at(day, 0),
+    found = suggested(alice.protocol, [f"colleague{n}@contoso.com" for n in range(count)], _at(day, 0),
                              _at(day + timedelta(days=1), 0), meeting_minutes=30, organizer="colleague0@contoso.com")
     assert sandbox.stats.operations["GetUserAvailability"] == before + 1
     assert len(found.attendees) == count and all(a.error is None for a in found.attendees)

@@ -1,11 +1,10 @@
-"""Free/busy and suggested meeting times of several mailboxes, in one GetUserAvailability request.
+"""Free/busy of several mailboxes, in one GetUserAvailability request.
 
-exchangelib's own ``Protocol.get_free_busy_info`` asks for free/busy only, cuts the mailboxes into requests of 100
-and first asks the server for its time zones (GetServerTimeZones). ``get_availability`` builds on the same service
-class but sends exactly one request per call, whatever the number of attendees (Exchange refuses more than 100 with
-ErrorMailboxDataArrayTooBig, which the caller then gets as an ``AvailabilityError``), describes the time zone itself,
-asks for meeting suggestions too and reads what exchangelib leaves out: the SuggestionsResponse and every
-per-mailbox error.
+exchangelib's own ``Protocol.get_free_busy_info`` cuts the mailboxes into requests of 100 and first asks the
+server for its time zones (GetServerTimeZones). ``get_availability`` builds on the same service class but sends
+exactly one request per call, whatever the number of attendees (Exchange refuses more than 100 with
+ErrorMailboxDataArrayTooBig, which the caller then gets as an ``AvailabilityError``), describes the time zone itself
+and reads what exchangelib leaves out: every per-mailbox error.
 
 Times go to Exchange as wall-clock times of the zone of ``start`` (with that zone's rule, as a SerializableTimeZone)
 and come back the same way; everything returned is timezone-aware in that zone.
@@ -19,17 +18,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from exchangelib.errors import ErrorServerBusy, ResponseMessageError, SOAPError
 from exchangelib.properties import DaylightTime, Email, MailboxData, StandardTime, TimeZone
 from exchangelib.services.get_user_availability import GetUserAvailability
-from exchangelib.util import MNS, TNS, add_xml_child, create_element, set_xml_value
+from exchangelib.util import TNS, add_xml_child, create_element, set_xml_value
 
 from ..values import WorkingHours, WorkingPeriod
 
 BUSY_TYPES = ("Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData")
-QUALITIES = ("Excellent", "Good", "Fair", "Poor")
 VIEWS = ("MergedOnly", "FreeBusy", "FreeBusyMerged", "Detailed", "DetailedMerged")
 _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 # Before Exchange2013 a MergedFreeBusy digit 4 means "no data"; from then on 4 is "working elsewhere", 5 "no data".
@@ -74,15 +72,6 @@ class AttendeeAvailability:
     working_hours: WorkingHours | None = None
 
 
-class Suggestion(NamedTuple):
-    """A suggested meeting time and how good Exchange finds it."""
-
-    start: datetime
-    end: datetime
-    quality: str
-    is_work_time: bool
-
-
 @dataclass(frozen=True)
 class Availability:
     """The answer for a window: per attendee (in request order) their availability, and suggested meeting times."""
@@ -91,9 +80,6 @@ class Availability:
     end: datetime
     interval_minutes: int
     attendees: list[AttendeeAvailability]
-    # Exchange's order: day by day, the best first within a day.
-    suggestions: list[Suggestion] = field(default_factory=list)
-    suggestions_error: str | None = None
 
     def attendee(self, email: str) -> AttendeeAvailability:
         """The entry of one attendee (case-insensitive)."""
@@ -274,8 +260,9 @@ def time_zone_element(zone: tzinfo, year: int) -> TimeZone:
 
 
 # -- the service --------------------------------------------------------------------------------------------------
-class _AvailabilityService(GetUserAvailability):
-    """exchangelib's GetUserAvailability, sending everything in one request and keeping the SuggestionsResponse."""
+class AvailabilityService(GetUserAvailability):
+    """exchangelib's GetUserAvailability, sending everything in one request (free/busy only: the widget finds the
+    times that suit everyone in the free/busy itself). `more_options` lets a subclass ask for more."""
 
     # A failed mailbox comes back as a value, so that one unknown address does not sink the others.
     ERRORS_TO_CATCH_IN_RESPONSE = (ResponseMessageError,)
@@ -283,7 +270,6 @@ class _AvailabilityService(GetUserAvailability):
     def __init__(self, protocol: Any, zone: tzinfo):
         super().__init__(protocol=protocol)
         self.tzinfo = zone
-        self.suggestions_response: Any = None
 
     @property
     def _timezone(self) -> None:
@@ -301,7 +287,6 @@ class _AvailabilityService(GetUserAvailability):
         window: tuple[str, str],
         interval: int,
         view: str,
-        suggestions: dict[str, Any] | None,
     ) -> Any:
         """The GetUserAvailabilityRequest, its elements in the schema's order."""
         version = self.protocol.version
@@ -311,52 +296,48 @@ class _AvailabilityService(GetUserAvailability):
         set_xml_value(array, mailbox_data, version=version)
         payload.append(array)
         options = create_element("t:FreeBusyViewOptions")
-        options.append(_window("t:TimeWindow", window))
+        options.append(window_element("t:TimeWindow", window))
         add_xml_child(options, "t:MergedFreeBusyIntervalInMinutes", interval)
         add_xml_child(options, "t:RequestedView", view)
         payload.append(options)
-        if suggestions is not None:
-            wanted = create_element("t:SuggestionsViewOptions")
-            for name in ("GoodThreshold", "MaximumResultsByDay", "MaximumNonWorkHourResultsByDay",
-                         "MeetingDurationInMinutes", "MinimumSuggestionQuality"):
-                add_xml_child(wanted, f"t:{name}", suggestions[name])
-            wanted.append(_window("t:DetailedSuggestionsWindow", suggestions["DetailedSuggestionsWindow"]))
-            payload.append(wanted)
+        self.more_options(payload)
         return payload
 
-    def _get_soap_messages(self, body: Any) -> Any:
-        response = body.find(self._response_tag())
-        if response is not None:
-            self.suggestions_response = response.find(f"{{{MNS}}}SuggestionsResponse")
-        return super()._get_soap_messages(body=body)
+    def more_options(self, payload: Any) -> None:
+        """Elements to add after FreeBusyViewOptions (none here)."""
 
     def _elem_to_obj(self, elem: Any) -> Any:
         # Parsed by get_availability, which knows the mailbox and the zone.
         return elem
 
 
-def _window(tag: str, window: tuple[str, str]) -> Any:
+def window_element(tag: str, window: tuple[str, str]) -> Any:
+    """A StartTime/EndTime pair of wall-clock times, as the request's windows are written."""
     elem = create_element(tag)
     add_xml_child(elem, "t:StartTime", window[0])
     add_xml_child(elem, "t:EndTime", window[1])
     return elem
 
 
-def _wall_text(moment: datetime) -> str:
+def wall_text(moment: datetime) -> str:
+    """A wall-clock time as the request writes it."""
     return moment.replace(tzinfo=None, microsecond=0).isoformat()
 
 
-def _local(text: str | None, zone: tzinfo) -> datetime:
+def local_time(text: str | None, zone: tzinfo) -> datetime:
+    """A wall-clock time of the answer, in `zone`."""
     value = datetime.fromisoformat((text or "").strip())
     return value.astimezone(zone) if value.tzinfo else value.replace(tzinfo=zone)
 
 
-def _text(elem: Any, path: str) -> str | None:
+def text_of(elem: Any, path: str) -> str | None:
+    """The text of a t: element path below `elem`."""
     return elem.findtext("/".join(f"{{{TNS}}}{part}" for part in path.split("/")))
 
 
-def _flag(elem: Any, path: str) -> bool:
-    return (_text(elem, path) or "").strip() in ("true", "1")
+def flag_of(elem: Any, path: str) -> bool:
+    """A boolean of a t: element path below `elem`."""
+    return (text_of(elem, path) or "").strip() in ("true", "1")
 
 
 def _new_digits(api_version: str) -> bool:
@@ -365,20 +346,20 @@ def _new_digits(api_version: str) -> bool:
 
 
 def _attendee(email: str, view: Any, zone: tzinfo, new_digits: bool) -> AttendeeAvailability:
-    merged = _text(view, "MergedFreeBusy") or ""
+    merged = text_of(view, "MergedFreeBusy") or ""
     names = BUSY_TYPES if new_digits else _OLD_DIGITS
     statuses = tuple(names[int(d)] if d.isdigit() and int(d) < len(names) else "NoData" for d in merged)
     events = []
     for event in view.iterfind(f"{{{TNS}}}CalendarEventArray/{{{TNS}}}CalendarEvent"):
         events.append(BusyEvent(
-            start=_local(_text(event, "StartTime"), zone),
-            end=_local(_text(event, "EndTime"), zone),
-            busy_type=_text(event, "BusyType") or "Busy",
-            subject=_text(event, "CalendarEventDetails/Subject"),
-            location=_text(event, "CalendarEventDetails/Location"),
-            is_meeting=_flag(event, "CalendarEventDetails/IsMeeting"),
-            is_recurring=_flag(event, "CalendarEventDetails/IsRecurring"),
-            is_private=_flag(event, "CalendarEventDetails/IsPrivate"),
+            start=local_time(text_of(event, "StartTime"), zone),
+            end=local_time(text_of(event, "EndTime"), zone),
+            busy_type=text_of(event, "BusyType") or "Busy",
+            subject=text_of(event, "CalendarEventDetails/Subject"),
+            location=text_of(event, "CalendarEventDetails/Location"),
+            is_meeting=flag_of(event, "CalendarEventDetails/IsMeeting"),
+            is_recurring=flag_of(event, "CalendarEventDetails/IsRecurring"),
+            is_private=flag_of(event, "CalendarEventDetails/IsPrivate"),
         ))
     hours = None
     hours_elem = view.find(f"{{{TNS}}}WorkingHours")
@@ -386,34 +367,16 @@ def _attendee(email: str, view: Any, zone: tzinfo, new_digits: bool) -> Attendee
         zone_elem = hours_elem.find(f"{{{TNS}}}TimeZone")
         periods = tuple(
             WorkingPeriod(
-                weekdays=tuple(_DAY_NAMES.index(d) + 1 for d in (_text(p, "DayOfWeek") or "").split()
+                weekdays=tuple(_DAY_NAMES.index(d) + 1 for d in (text_of(p, "DayOfWeek") or "").split()
                                if d in _DAY_NAMES),
-                start_minute=int(_text(p, "StartTimeInMinutes") or 0),
-                end_minute=int(_text(p, "EndTimeInMinutes") or 0),
+                start_minute=int(text_of(p, "StartTimeInMinutes") or 0),
+                end_minute=int(text_of(p, "EndTimeInMinutes") or 0),
             )
             for p in hours_elem.iterfind(f"{{{TNS}}}WorkingPeriodArray/{{{TNS}}}WorkingPeriod")
         )
         hours = WorkingHours(_zone_from_xml(zone_elem) if zone_elem is not None else UTC, periods)
-    return AttendeeAvailability(email=email, view_type=_text(view, "FreeBusyViewType") or "None", merged=merged,
+    return AttendeeAvailability(email=email, view_type=text_of(view, "FreeBusyViewType") or "None", merged=merged,
                                 statuses=statuses, events=events, working_hours=hours)
-
-
-def _suggestions(response: Any, zone: tzinfo, start: datetime, end: datetime,
-                 minutes: int) -> tuple[list[Suggestion], str | None]:
-    message = response.find(f"{{{MNS}}}ResponseMessage")
-    if message is not None and message.get("ResponseClass") == "Error":
-        return [], message.findtext(f"{{{MNS}}}ResponseCode") or "ErrorMeetingSuggestionGenerationFailed"
-    found = []
-    path = (f"{{{MNS}}}SuggestionDayResultArray/{{{TNS}}}SuggestionDayResult/{{{TNS}}}SuggestionArray/"
-            f"{{{TNS}}}Suggestion")
-    for elem in response.iterfind(path):
-        begin = _local(_text(elem, "MeetingTime"), zone)
-        finish = (begin.astimezone(UTC) + timedelta(minutes=minutes)).astimezone(zone)
-        # Exchange suggests for whole days; keep what fits in the asked window.
-        if begin < start or finish > end:
-            continue
-        found.append(Suggestion(begin, finish, _text(elem, "SuggestionQuality") or "Poor", _flag(elem, "IsWorkTime")))
-    return found, None
 
 
 def _soap_fault(error: SOAPError) -> tuple[str, str]:
@@ -430,19 +393,18 @@ def get_availability(
     end: datetime,
     *,
     interval_minutes: int = 30,
-    meeting_minutes: int | None = None,
     requested_view: str = "DetailedMerged",
     organizer: str | None = None,
+    service: AvailabilityService | None = None,
 ) -> Availability:
-    """Free/busy of `attendees` over [start, end) and, with `meeting_minutes`, suggested meeting times.
+    """Free/busy of `attendees` over [start, end).
 
     One GetUserAvailability request, whatever the number of attendees. `organizer` (by default the first attendee,
-    added in front when not among them) is sent as the meeting's organizer: Exchange decides from its working hours
-    whether a suggested time is work time, and leaves out those that are not. Each attendee gets an entry, in
-    request order: an attendee Exchange does not know (an address outside the organisation) has `error` set
-    (ErrorMailRecipientNotFound) and nothing else. Suggestions are those starting and ending within the window.
-    Raises AvailabilityError when Exchange refuses the request as a whole (more than 100 attendees, a window of more
-    than 42 days, ...); ErrorServerBusy and transport errors pass through as exchangelib raises them.
+    added in front when not among them) is sent as the meeting's organizer. Each attendee gets an entry, in request
+    order: an attendee Exchange does not know (an address outside the organisation) has `error` set
+    (ErrorMailRecipientNotFound) and nothing else. Raises AvailabilityError when Exchange refuses the request as a
+    whole (more than 100 attendees, a window of more than 42 days, ...); ErrorServerBusy and transport errors pass
+    through as exchangelib raises them. `service` may be a subclass of AvailabilityService that asks for more.
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be timezone-aware")
@@ -462,30 +424,14 @@ def get_availability(
                     exclude_conflicts=False)
         for i, email in enumerate(emails)
     ]
-    suggestions = None
-    if meeting_minutes is not None:
-        # Exchange wants whole days here, from midnight to midnight.
-        first_day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-        last_day = end.replace(hour=0, minute=0, second=0, microsecond=0)
-        if last_day < end:
-            last_day = (last_day.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=zone)
-        suggestions = {
-            "GoodThreshold": 25,
-            "MaximumResultsByDay": 48,
-            "MaximumNonWorkHourResultsByDay": 0,
-            "MeetingDurationInMinutes": meeting_minutes,
-            "MinimumSuggestionQuality": "Fair",
-            "DetailedSuggestionsWindow": (_wall_text(first_day), _wall_text(last_day)),
-        }
-    service = _AvailabilityService(protocol, zone)
+    service = service or AvailabilityService(protocol, zone)
     try:
         views = list(service.call(
             mailbox_data=mailbox_data,
             time_zone=time_zone_element(zone, start.year),
-            window=(_wall_text(start), _wall_text(end)),
+            window=(wall_text(start), wall_text(end)),
             interval=interval_minutes,
             view=requested_view,
-            suggestions=suggestions,
         ))
     except ErrorServerBusy:
         raise
@@ -500,9 +446,4 @@ def get_availability(
             entries.append(AttendeeAvailability(email=email, error=type(view).__name__, error_message=str(view)))
         else:
             entries.append(_attendee(email, view, zone, new_digits))
-    found: list[Suggestion] = []
-    suggestions_error = None
-    if meeting_minutes is not None and service.suggestions_response is not None:
-        found, suggestions_error = _suggestions(service.suggestions_response, zone, start, end, meeting_minutes)
-    return Availability(start=start, end=end, interval_minutes=interval_minutes, attendees=entries,
-                        suggestions=found, suggestions_error=suggestions_error)
+    return Availability(start=start, end=end, interval_minutes=interval_minutes, attendees=entries)
