@@ -7,12 +7,12 @@ with a problem that says what happened, instead of holding a web worker for minu
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from loopback_http import loopback_servers
 from web_helpers import post
 
 from widget import settings
@@ -59,20 +59,9 @@ class _Hostile(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hostile() -> Iterator[callable]:
-    servers = []
-
-    def start(kind: str) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
-        server.kind = kind  # type: ignore[attr-defined]
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/EWS/Exchange.asmx"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    """`hostile(kind)`: the URL of a server answering that way ("trickle", "huge" or "declared")."""
+    with loopback_servers() as serve:
+        yield lambda kind: serve(_Hostile, kind=kind)
 
 
 @pytest.fixture

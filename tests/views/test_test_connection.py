@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from loopback_http import loopback_servers
 from web_helpers import post
 
 from widget import settings
@@ -72,7 +73,6 @@ def silent_port() -> Iterator[int]:
 @pytest.fixture
 def web_server() -> Iterator[Callable[[int, str, str, dict[str, str]], str]]:
     """Start plain HTTP servers that answer every request the same way; returns each one's EWS-like URL."""
-    servers = []
 
     def start(status: int, content_type: str, body: str, headers: dict[str, str] | None = None) -> str:
         class Handler(BaseHTTPRequestHandler):
@@ -92,15 +92,10 @@ def web_server() -> Iterator[Callable[[int, str, str, dict[str, str]], str]]:
             def log_message(self, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/EWS/Exchange.asmx"
+        return serve(Handler)
 
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with loopback_servers() as serve:
+        yield start
 
 
 class Certificates:

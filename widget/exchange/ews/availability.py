@@ -25,7 +25,7 @@ from exchangelib.properties import DaylightTime, Email, MailboxData, StandardTim
 from exchangelib.services.get_user_availability import GetUserAvailability
 from exchangelib.util import TNS, add_xml_child, create_element, set_xml_value
 
-from ..values import WorkingHours, WorkingPeriod
+from ..values import Availability, WorkingHours, WorkingPeriod
 
 BUSY_TYPES = ("Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData")
 VIEWS = ("MergedOnly", "FreeBusy", "FreeBusyMerged", "Detailed", "DetailedMerged")
@@ -70,31 +70,6 @@ class AttendeeAvailability:
     statuses: tuple[str, ...] = ()  # the same, as BUSY_TYPES names
     events: list[BusyEvent] = field(default_factory=list)
     working_hours: WorkingHours | None = None
-
-
-@dataclass(frozen=True)
-class Availability:
-    """The answer for a window: per attendee (in request order) their availability, and suggested meeting times."""
-
-    start: datetime
-    end: datetime
-    interval_minutes: int
-    attendees: list[AttendeeAvailability]
-
-    def attendee(self, email: str) -> AttendeeAvailability:
-        """The entry of one attendee (case-insensitive)."""
-        for entry in self.attendees:
-            if entry.email.lower() == email.lower():
-                return entry
-        raise KeyError(email)
-
-    def intervals(self) -> list[tuple[datetime, datetime]]:
-        """The [start, end) of each merged free/busy interval (the last one may reach past the window)."""
-        step = timedelta(minutes=self.interval_minutes)
-        count = -(-(self.end - self.start) // step)
-        begin = self.start.astimezone(UTC)
-        zone = self.start.tzinfo
-        return [((begin + i * step).astimezone(zone), (begin + (i + 1) * step).astimezone(zone)) for i in range(count)]
 
 
 # -- time zones ---------------------------------------------------------------------------------------------------
