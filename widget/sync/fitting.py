@@ -13,9 +13,16 @@ from typing import Any
 from ..models import CalendarItem, Email, Task
 
 
+_WIDTHS: dict[int, int | None] = {}
+
+
 def width(column: Any) -> int | None:
-    """The most characters a model's column holds (None: no limit)."""
-    return getattr(column.type, "length", None)
+    """The most characters a model's column holds (None: no limit). Looked up once per column: reading a mapped
+    attribute's type goes through SQLAlchemy's instrumentation, and a sync asks for each of its messages."""
+    key = id(column)
+    if key not in _WIDTHS:
+        _WIDTHS[key] = getattr(column.type, "length", None)
+    return _WIDTHS[key]
 
 
 def fit(text: str | None, column: Any) -> str | None:
