@@ -47,6 +47,15 @@ def confidential_app(front: GraphFront, client_id: str = APP_ID, credential: Any
                                               http_client=ca_session(front), **options)
 
 
+def adapter_config(front: GraphFront, client_id: str = APP_ID, secret: str = APP_SECRET) -> Any:
+    """The Graph adapter's configuration for the sandbox: its authority, its Graph URL and its CA."""
+    from widget.exchange.graph.client import GraphConfig
+
+    authority, _, tenant = front.authority.rpartition("/")
+    return GraphConfig(tenant=tenant, client_id=client_id, client_secret=secret, authority_url=authority,
+                       base_url=front.graph_url, ca_bundle_file=str(front.ca_file))
+
+
 def app_token(front: GraphFront, client_id: str = APP_ID, credential: Any = APP_SECRET) -> str:
     """An app-only access token, obtained by msal."""
     result = confidential_app(front, client_id, credential).acquire_token_for_client(GRAPH_SCOPE)

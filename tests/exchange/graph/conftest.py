@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from contoso import make_store
-from graph_client import APP_ID, APP_SECRET, Graph, register_app
+from graph_client import APP_ID, APP_SECRET, Graph, adapter_config, register_app
 from graph_schema import watch_graph_schema
 
 from widget.exchange.graph.adapter import GraphMailboxPort
-from widget.exchange.graph.client import GraphConfig
 from widget.sandbox import Sandbox
 from widget.sandbox.graph.server import GraphFront
 
@@ -36,19 +35,12 @@ def front(sandbox: Sandbox) -> GraphFront:
     return sandbox.graph
 
 
-def config_for(front: GraphFront, client_id: str = APP_ID, secret: str = APP_SECRET) -> GraphConfig:
-    """The adapter's configuration for the sandbox: its authority, its Graph URL and its CA."""
-    authority, _, tenant = front.authority.rpartition("/")
-    return GraphConfig(tenant=tenant, client_id=client_id, client_secret=secret, authority_url=authority,
-                       base_url=front.graph_url, ca_bundle_file=str(front.ca_file))
-
-
 @pytest.fixture
 def port(front: GraphFront) -> Callable[..., GraphMailboxPort]:
     """The Graph adapter for a mailbox: port("bob@contoso.com")."""
 
     def build(email: str = "alice@contoso.com", **options: object) -> GraphMailboxPort:
-        return GraphMailboxPort(config_for(front, **options), email)  # type: ignore[arg-type]
+        return GraphMailboxPort(adapter_config(front, **options), email)  # type: ignore[arg-type]
 
     return build
 
