@@ -7,21 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from graph_client import port_round
 
 from widget.exchange.graph import mail
 from widget.exchange.problems import SyncStateInvalid
 
 
 def full_round(mailbox, folder="inbox", state=None):
-    """Every page of one round: the changed and deleted entries and the state that ends it."""
-    changed, deleted = [], []
-    while True:
-        page = mailbox.sync_page(folder, state)
-        changed += page.changed
-        deleted += page.deleted
-        state = page.sync_state
-        if page.done:
-            return changed, deleted, state
+    """Every page of one round of a mail folder."""
+    return port_round(lambda at: mailbox.sync_page(folder, at), state)
 
 
 def test_it_syncs_a_folder_in_pages_and_a_sync_without_news_costs_one_request(port, monkeypatch):

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 from calendar_helpers import add_user, sync
-from graph_client import APP_ID, APP_SECRET
+from graph_client import use_graph
 
 from widget import settings
 from widget.extensions import db
@@ -55,14 +55,6 @@ def seeded(graph):
             "title": title, "dueDateTime": _wall(START.replace(hour=0))}, status=201)
 
 
-def _over_graph(app, front):
-    with app.app_context():
-        settings.save({"exchange_kind": "graph", "graph_tenant": front.authority.rpartition("/")[2],
-                       "graph_client_id": APP_ID, "graph_client_secret": APP_SECRET,
-                       "graph_authority_url": front.authority.rpartition("/")[0], "graph_base_url": front.graph_url,
-                       "graph_ca_bundle": front.ca_file.read_text(encoding="utf-8"), "store_unmatched_email": True})
-
-
 def _stored(app):
     """What the widget keeps of the user's mailbox, without ids and versions (each backend has its own)."""
     with app.app_context():
@@ -77,7 +69,7 @@ def test_a_sync_over_graph_stores_what_a_sync_over_ews_stores(make_app, front, s
     with over_ews.app_context():
         settings.save({"store_unmatched_email": True})
     over_graph = make_app("graph")
-    _over_graph(over_graph, front)
+    use_graph(over_graph, front, store_unmatched_email=True)
     ews_run = sync(over_ews, add_user(over_ews, "alice@contoso.com"))
     graph_user = add_user(over_graph, "alice@contoso.com")
     graph_run = sync(over_graph, graph_user)
@@ -94,7 +86,7 @@ def test_a_sync_over_graph_stores_what_a_sync_over_ews_stores(make_app, front, s
 
 def test_a_throttled_sync_is_rescheduled_after_retry_after_and_a_reset_delta_loses_nothing(app, sandbox, front,
                                                                                          seeded):
-    _over_graph(app, front)
+    use_graph(app, front, store_unmatched_email=True)
     user_id = add_user(app, "alice@contoso.com")
     assert sync(app, user_id).outcome == "ok"
     stored = _stored(app)
