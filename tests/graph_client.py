@@ -47,6 +47,27 @@ def confidential_app(front: GraphFront, client_id: str = APP_ID, credential: Any
                                               http_client=ca_session(front), **options)
 
 
+def adapter_config(front: GraphFront, client_id: str = APP_ID, secret: str = APP_SECRET) -> Any:
+    """The Graph adapter's configuration for the sandbox: its authority, its Graph URL and its CA."""
+    from widget.exchange.graph.client import GraphConfig
+
+    authority, _, tenant = front.authority.rpartition("/")
+    return GraphConfig(tenant=tenant, client_id=client_id, client_secret=secret, authority_url=authority,
+                       base_url=front.graph_url, ca_bundle_file=str(front.ca_file))
+
+
+def use_graph(app: Any, front: GraphFront, **more: Any) -> None:
+    """Point a widget deployment at the sandbox's Exchange Online (the default application, app-only access)."""
+    from widget import settings
+
+    authority, _, tenant = front.authority.rpartition("/")
+    with app.app_context():
+        settings.save({"exchange_kind": "graph", "graph_tenant": tenant, "graph_client_id": APP_ID,
+                       "graph_client_secret": APP_SECRET, "graph_authority_url": authority,
+                       "graph_base_url": front.graph_url, "graph_ca_bundle": front.ca_file.read_text(encoding="utf-8"),
+                       **more})
+
+
 def app_token(front: GraphFront, client_id: str = APP_ID, credential: Any = APP_SECRET) -> str:
     """An app-only access token, obtained by msal."""
     result = confidential_app(front, client_id, credential).acquire_token_for_client(GRAPH_SCOPE)
@@ -117,6 +138,20 @@ class Graph:
             entries += page["value"]
             delta_link = page.get("@odata.deltaLink", "")
         return entries, delta_link, pages
+
+
+def port_round(read: Any, state: str | None = None) -> tuple[list[Any], list[str], str]:
+    """Every page of one round of a port's folder from `state` (`read(state)` gives the next page): the changed
+    and deleted entries and the state that ends the round."""
+    changed: list[Any] = []
+    deleted: list[str] = []
+    while True:
+        page = read(state)
+        changed += page.changed
+        deleted += page.deleted
+        state = page.sync_state
+        if page.done:
+            return changed, deleted, state
 
 
 def wait_until(condition: Any, timeout: float = 5.0) -> None:

@@ -29,6 +29,9 @@ SYNC_TYPE_LABELS = {
     "two_way": "Two-way",
     "crm_to_exchange": "CRM → Exchange",
 }
+EXCHANGE_KINDS = ("ews", "graph")
+GRAPH_AUTHORITY_URL = "https://login.microsoftonline.com"
+GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 EWS_VERSIONS = ("", "Exchange2010_SP2", "Exchange2013", "Exchange2013_SP1", "Exchange2016")
 
 
@@ -52,6 +55,8 @@ class Field:
 
 
 FIELDS: tuple[Field, ...] = (
+    Field("exchange_kind", "choice", "ews", "Exchange", "Exchange Server over EWS, or Exchange Online (Microsoft 365) "
+          "over Microsoft Graph", choices=EXCHANGE_KINDS),
     Field("ews_url", "str", "", "EWS URL or host",
           "e.g. https://mail.example.com/EWS/Exchange.asmx, or just mail.example.com"),
     Field("ews_auth", "choice", "NTLM", "Authentication", choices=("NTLM", "Basic")),
@@ -71,6 +76,15 @@ FIELDS: tuple[Field, ...] = (
     Field("service_username", "str", "", "Service account user name"),
     Field("service_domain", "str", "", "Service account domain"),
     Field("service_password", "secret", "", "Service account password"),
+    Field("graph_tenant", "str", "", "Tenant", "Your Microsoft 365 tenant: its domain (contoso.onmicrosoft.com) or id"),
+    Field("graph_client_id", "str", "", "Application (client) id", "Of the app registered for the widget in Entra ID"),
+    Field("graph_client_secret", "secret", "", "Client secret"),
+    Field("graph_authority_url", "str", GRAPH_AUTHORITY_URL, "Sign-in authority",
+          "Microsoft's by default; another cloud's (or a test sandbox's) otherwise"),
+    Field("graph_base_url", "str", GRAPH_BASE_URL, "Microsoft Graph URL",
+          "Microsoft's by default; another cloud's (or a test sandbox's) otherwise"),
+    Field("graph_ca_bundle", "str", "", "CA certificates for Microsoft Graph (PEM)",
+          "Only for an authority or Graph URL whose certificate comes from an internal certificate authority"),
     Field("sync_emails", "choice", "exchange_to_crm", "Emails", choices=SYNC_TYPES_EMAIL),
     Field("sync_calendar", "choice", "two_way", "Calendar", choices=SYNC_TYPES_TWO_WAY),
     Field("sync_tasks", "choice", "two_way", "Tasks", choices=SYNC_TYPES_TWO_WAY),
@@ -163,6 +177,8 @@ def _coerce(field: Field, raw: Any) -> Any:
         raise ValueError(f"must be one of: {', '.join(c or '(automatic)' for c in field.choices)}")
     if field.key == "ews_url" and text:
         return normalise_ews_url(text)
+    if field.key in ("graph_authority_url", "graph_base_url"):
+        return _https_url(text, field.default)
     if field.key == "default_time_zone":
         _check_time_zone(text)
     return text
@@ -178,6 +194,17 @@ def normalise_ews_url(text: str) -> str:
     if not parts.path or parts.path == "/":
         text = text.rstrip("/") + "/EWS/Exchange.asmx"
     return text
+
+
+def _https_url(text: str, default: str) -> str:
+    """A Microsoft Graph or sign-in URL: https only (tokens travel to it), without a trailing slash; blank is the
+    default."""
+    if not text:
+        return default
+    parts = urlsplit(text)
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("must be an https URL such as " + default)
+    return text.rstrip("/")
 
 
 def _check_time_zone(name: str) -> None:

@@ -38,8 +38,23 @@ def _server(current: WidgetSettings) -> Any:
     return ServerConfig.from_settings(current, current_app.instance_path)
 
 
+def _graph(current: WidgetSettings) -> Any:
+    from .graph.client import GraphConfig
+
+    return GraphConfig.from_settings(current, current_app.instance_path)
+
+
+def _graph_port(current: WidgetSettings, email: str) -> Any:
+    from .graph.adapter import GraphMailboxPort
+
+    return GraphMailboxPort(_graph(current), email, history_days=current.sync_history_days)
+
+
 def mailbox_for(user: User, current: WidgetSettings) -> MailboxPort:
-    """The user's mailbox: with their stored password, or through the service account when impersonation is on."""
+    """The user's mailbox: over Microsoft Graph with the application's access when Exchange Online is chosen; over
+    EWS with their stored password, or through the service account when impersonation is on."""
+    if current.exchange_kind == "graph":
+        return _graph_port(current, user.email)  # application access: delegated sign-in comes later
     from .ews.adapter import EwsMailboxPort
     from .ews.connection import account_for
 
@@ -60,7 +75,11 @@ def mailbox_for(user: User, current: WidgetSettings) -> MailboxPort:
 
 def check_credentials(current: WidgetSettings, email: str, login: str, password: str) -> None:
     """Check a user's credentials live against their mailbox, with ONE attempt (no retry can lock them out);
-    raises ExchangeProblem saying what went wrong."""
+    raises ExchangeProblem saying what went wrong. For Exchange Online (application access), whether the app can
+    read the user's Inbox: no password is involved."""
+    if current.exchange_kind == "graph":
+        _graph_port(current, email).check_inbox()
+        return
     from .ews.connection import verify_user
 
     verify_user(_server(current), email, login, password)

@@ -17,7 +17,16 @@ from .. import delivery, recurrence
 from ..items import Attendee, Body, Item, Mailbox, RawXml
 from ..operations.availability import free_busy_events, merged_slots
 from ..soap import T_NS, ItemError
-from .context import GraphReply, GraphRequest, collection, pick, require, shared_props, writable_props
+from .context import (
+    GraphReply,
+    GraphRequest,
+    check_if_match,
+    collection,
+    pick,
+    require,
+    shared_props,
+    writable_props,
+)
 from .convert import (
     GraphError,
     bad_request,
@@ -394,6 +403,7 @@ def update_event(req: GraphRequest, event_id: str) -> GraphReply:
     if item.id not in store.items:
         raise GraphError(400, "ErrorInvalidRequest", "The sandbox changes single events and series as a whole; "
                          "change an occurrence over EWS.")
+    check_if_match(req, item)
     data = req.json()
     data.pop("transactionId", None)
     props = event_props(data)

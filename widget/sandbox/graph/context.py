@@ -199,3 +199,11 @@ def json_bytes(data: Any) -> bytes:
 
 
 __all__ = ["GraphError", "GraphReply", "GraphRequest", "collection", "json_bytes", "parse_prefer", "pick"]
+
+
+def check_if_match(req: GraphRequest, item: Item) -> None:
+    """A write with If-Match applies only to the version it names: 412 ErrorIrresolvableConflict otherwise."""
+    wanted = req.headers.get("if-match")
+    if wanted and wanted.strip() not in ("*", f'W/"{item.change_key}"', f'"{item.change_key}"'):
+        raise GraphError(412, "ErrorIrresolvableConflict", "The change key passed in the request does not match the "
+                         "current change key of the item.")

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import socket
 import ssl
 import tempfile
@@ -228,6 +229,8 @@ class GraphFront:
             segments = [part.removesuffix("()") for part in route.removeprefix("/v1.0").split("/") if part]
             if segments == ["$batch"] and method == "POST":
                 return self._batch(principal, headers, body, base_url)
+            if segments == ["users"] and method == "GET":
+                return self._reply(self._users(principal, query, base_url), headers, "GET users")
             return self._mailbox_request(principal, method, segments, query, headers, body, base_url)
         except GraphError as error:
             if error.status == 401:
@@ -330,6 +333,35 @@ class GraphFront:
         elif not principal.app.reaches(mailbox):
             raise GraphError(403, "ErrorAccessDenied", "Access to OData is disabled: the application's "
                              "management scope does not include this mailbox.")
+
+    def _users(self, principal: Principal, query: dict[str, str], base_url: str) -> GraphReply:
+        """GET users: the directory's users, with a $filter of startswith terms on displayName, mail or
+        userPrincipalName joined by 'or' (what a people picker asks); User.Read.All (or a delegated user) needed."""
+        if principal.user is None and not principal.permissions & {"User.Read.All", "User.ReadBasic.All"}:
+            raise GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        text = query.get("$filter", "").strip()
+        terms = [re.fullmatch(r"startswith\((displayName|mail|userPrincipalName),\s*'((?:[^']|'')*)'\)", part.strip())
+                 for part in re.split(r"\s+or\s+", text)] if text else []
+        if any(term is None for term in terms):
+            raise bad_request(f"Unsupported or invalid query filter clause specified: '{text}'.",
+                              "Request_UnsupportedQuery")
+        wanted = [(term.group(1), term.group(2).replace("''", "'").lower()) for term in terms if term]
+        top = query.get("$top", "100")
+        if not top.isdigit() or not 1 <= int(top) <= 999:
+            raise bad_request("'$top' must be a whole number from 1 to 999.", "Request_BadRequest")
+        found = []
+        with self.sandbox.store.lock:
+            for email in sorted(self.sandbox.store.users):
+                user = self.sandbox.store.users[email]
+                values = {"displayName": user.display_name.lower(), "mail": email, "userPrincipalName": email}
+                if not wanted or any(values[name].startswith(prefix) for name, prefix in wanted):
+                    found.append(self._user_json(email, base_url).data)
+        select = {name.strip() for name in query["$select"].split(",")} if query.get("$select") else None
+        value = [{k: v for k, v in entry.items() if k != "@odata.context" and (select is None or k in select
+                                                                             or k == "id")}
+                 for entry in found[:int(top)]]
+        return GraphReply(200, {"@odata.context": f"{base_url}/v1.0/$metadata#users", "value": value},
+                          "Collection(user)")
 
     def _user_json(self, mailbox: str, base_url: str) -> GraphReply:
         user = self.sandbox.store.users[mailbox]

@@ -8,7 +8,15 @@ from typing import Any
 
 from ..items import Body, Item
 from ..store import Folder
-from .context import GraphReply, GraphRequest, collection, require, shared_props, writable_props
+from .context import (
+    GraphReply,
+    GraphRequest,
+    check_if_match,
+    collection,
+    require,
+    shared_props,
+    writable_props,
+)
 from .convert import (
     GraphError,
     bad_request,
@@ -164,6 +172,7 @@ def create_task(req: GraphRequest, list_id: str) -> GraphReply:
 def update_task(req: GraphRequest, list_id: str, task_id: str) -> GraphReply:
     """PATCH todo/lists/{id}/tasks/{id}."""
     item = find_task(req, find_list(req, list_id), task_id)
+    check_if_match(req, item)
     for name, value in task_props(req.json()).items():
         if value is None:
             item.props.pop(name, None)
