@@ -12,7 +12,6 @@ from typing import Any
 
 from ..models import CalendarItem, Email, Task
 
-
 _WIDTHS: dict[int, int | None] = {}
 
 
