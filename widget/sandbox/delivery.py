@@ -1,4 +1,4 @@
-"""What happens between mailboxes: mail delivery and meeting invitations, updates and cancellations.
+"""What happens between mailboxes: mail delivery and meeting invitations, updates, cancellations and responses.
 
 Only recipients inside the organisation get anything: mail to outside addresses leaves the sandbox.
 """
@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import recurrence
-from .items import Attendee, Item, Mailbox
-from .store import Sent, Store, User
+from .items import Attendee, Body, Item, Mailbox
+from .store import Folder, Sent, Store, User
 
 SENT_LOG_LIMIT = 1000  # the delivery log keeps the latest meeting messages only (a demo store lives long)
 
@@ -133,8 +133,12 @@ def attendee_copies(store: Store, organizer_item: Item) -> dict[str, Item]:
     return copies
 
 
-def _meeting_message(store: Store, user: User, meeting: Item, element: str, subject_prefix: str = "") -> Item:
+def _meeting_message(store: Store, user: User | None, meeting: Item, element: str, subject_prefix: str = "",
+                     body: Body | None = None, folder: Folder | None = None) -> Item:
+    """A meeting message about `meeting` in `user`'s inbox, or (the organiser's saved copy) in `folder`."""
     props = {name: meeting.props[name] for name in MEETING_FIELDS if name in meeting.props}
+    if body is not None:
+        props["Body"] = body
     organizer: Mailbox = props["Organizer"]
     now = datetime.now(UTC)
     props.update(
@@ -143,14 +147,15 @@ def _meeting_message(store: Store, user: User, meeting: Item, element: str, subj
         Sender=organizer,
         ToRecipients=[a.mailbox for a in meeting.props.get("RequiredAttendees") or []],
         CcRecipients=[a.mailbox for a in meeting.props.get("OptionalAttendees") or []],
-        IsRead=False,
+        IsRead=user is None,
         DateTimeReceived=now,
         DateTimeSent=now,
-        ReceivedBy=user.mailbox,
         InternetMessageId=new_message_id(organizer.email.split("@")[-1]),
-        IsOrganizer=False,
-        ResponseType="NoResponseReceived",
+        IsOrganizer=user is None,
+        ResponseType="NoResponseReceived" if user is not None else "Organizer",
     )
+    if user is not None:
+        props["ReceivedBy"] = user.mailbox
     for name in (
         "RequiredAttendees",
         "OptionalAttendees",
@@ -163,15 +168,23 @@ def _meeting_message(store: Store, user: User, meeting: Item, element: str, subj
     ):
         if element == "MeetingCancellation":
             props.pop(name, None)
-    return store.add_item(store.folder(user.email, "inbox"), element, props, when=now)
+    target = folder if folder is not None else store.folder(user.email if user else "", "inbox")
+    return store.add_item(target, element, props, when=now)
 
 
-def log_sent(store: Store, kind: str, meeting: Item, recipients: list[str]) -> None:
-    """Note a meeting message in the store's delivery log (what `GET /sandbox/stats` lists under "sent")."""
+def save_cancellation(store: Store, meeting: Item, folder: Folder, body: Body | None = None) -> Item:
+    """The organiser's copy of a meeting cancellation they sent, kept in `folder` (their Sent Items)."""
+    return _meeting_message(store, None, meeting, "MeetingCancellation", "Canceled: ", body, folder)
+
+
+def log_sent(store: Store, kind: str, meeting: Item, recipients: list[str], sender: str | None = None) -> None:
+    """Note a meeting message in the store's delivery log (what `GET /sandbox/stats` lists under "sent"); the
+    organiser sends it unless `sender` (an attendee's response) says otherwise."""
     if not recipients:
         return
     organizer = meeting.props.get("Organizer")
-    store.sent.append(Sent(kind, organizer.email if organizer else "", tuple(recipients),
+    sender = sender if sender is not None else organizer.email if organizer else ""
+    store.sent.append(Sent(kind, sender, tuple(recipients),
                            meeting.props.get("Subject") or "", datetime.now(UTC)))
     del store.sent[:-SENT_LOG_LIMIT]
 
@@ -208,9 +221,10 @@ def send_invitations(store: Store, meeting: Item, only: set[str] | None = None, 
     return invited
 
 
-def cancel_meeting(store: Store, meeting: Item, only: set[str] | None = None) -> list[str]:
-    """Cancel a meeting for its attendees: their copies are marked cancelled and free, and a cancellation arrives.
-    Every attendee cancelled for (outside ones too) is noted in the delivery log."""
+def cancel_meeting(store: Store, meeting: Item, only: set[str] | None = None, *, body: Body | None = None) -> list[str]:
+    """Cancel a meeting for its attendees: their copies are marked cancelled and free, and a cancellation arrives
+    (with `body` as its text when the organiser wrote one). Every attendee cancelled for (outside ones too) is noted
+    in the delivery log."""
     # Attendees removed from a meeting are cancelled for by name (`only`): they are no longer among its attendees.
     log_sent(store, "cancellation", meeting, sorted(only) if only is not None
              else [a.mailbox.email for a in _attendees(meeting.props)])
@@ -222,9 +236,100 @@ def cancel_meeting(store: Store, meeting: Item, only: set[str] | None = None) ->
             IsCancelled=True, LegacyFreeBusyStatus="Free", Subject="Canceled: " + (copy.props.get("Subject") or "")
         )
         store.touch(copy)
-        _meeting_message(store, store.users[email], meeting, "MeetingCancellation", "Canceled: ")
+        _meeting_message(store, store.users[email], meeting, "MeetingCancellation", "Canceled: ", body)
         cancelled.append(email)
     return cancelled
+
+
+# -- an attendee's response ----------------------------------------------------------------------------------------
+# Per response (MyResponseType): the subject prefix and item class of the message the organiser gets, and how the
+# attendee's calendar shows the meeting from then on.
+RESPONSE_SUBJECTS = {"Accept": "Accepted: ", "Tentative": "Tentative: ", "Decline": "Declined: "}
+RESPONSE_ITEM_CLASSES = {"Accept": "IPM.Schedule.Meeting.Resp.Pos", "Tentative": "IPM.Schedule.Meeting.Resp.Tent",
+                         "Decline": "IPM.Schedule.Meeting.Resp.Neg"}
+
+
+def organizer_item(store: Store, meeting: Item) -> Item | None:
+    """The organiser's own item of a meeting (an attendee's copy or a meeting message names it by its UID)."""
+    organizer = meeting.props.get("Organizer")
+    if organizer is None or organizer.email not in store.users:
+        return None
+    for item in store.folder(organizer.email, "calendar").items.values():
+        if item.props.get("UID") == meeting.props.get("UID") and item.props.get("IsOrganizer", True):
+            return item
+    return None
+
+
+def attendee_copy(store: Store, mailbox: str, meeting: Item) -> Item | None:
+    """An attendee's copy of a meeting in their calendar, found from a meeting message by its UID."""
+    for item in store.folder(mailbox, "calendar").items.values():
+        if item.element == "CalendarItem" and item.props.get("UID") == meeting.props.get("UID"):
+            return item
+    return None
+
+
+def _record_response(organizers: Item, attendee: str, response: str, when: datetime) -> bool:
+    """Note an attendee's response on the organiser's item; False when that item does not name the attendee."""
+    found = False
+    for name in ("RequiredAttendees", "OptionalAttendees", "Resources"):
+        attendees = list(organizers.props.get(name) or [])
+        for position, entry in enumerate(attendees):
+            if entry.mailbox.email == attendee:
+                attendees[position] = entry._replace(response=response, last_response_time=when)
+                found = True
+        if attendees:
+            organizers.props[name] = attendees
+    return found
+
+
+def respond_to_meeting(store: Store, copy: Item, response: str, *, body: Body | None = None,
+                       saved_copy_folder: Folder | None = None) -> Item:
+    """An attendee answers a meeting ("Accept", "Tentative" or "Decline"), as Exchange does: their copy shows the
+    answer (a declined meeting goes to Deleted Items, which frees the slot), the meeting requests for it leave the
+    inbox for Deleted Items, the organiser gets a response message and their item shows the attendee's response and
+    its time. With `saved_copy_folder` the response sent is kept there too. Returns the attendee's copy as it now is."""
+    mailbox = store.folder_of(copy).mailbox
+    user = store.users[mailbox]
+    now = datetime.now(UTC)
+    copy.props.update(MyResponseType=response, AppointmentReplyTime=now)
+    if response == "Tentative":
+        copy.props["LegacyFreeBusyStatus"] = "Tentative"
+    elif response == "Accept" and copy.props.get("LegacyFreeBusyStatus") == "Tentative":
+        copy.props["LegacyFreeBusyStatus"] = "Busy"
+    store.touch(copy)
+    deleted_items = store.folder(mailbox, "deleteditems")
+    for folder in (store.folder(mailbox, "inbox"), deleted_items):
+        for request in [item for item in folder.items.values() if item.element == "MeetingRequest"
+                        and item.props.get("UID") == copy.props.get("UID")]:
+            if folder is deleted_items:  # a request answered from Deleted Items is deleted for good, as in Exchange
+                store.remove_item(request)
+            else:
+                store.move_item(request, deleted_items)
+    if response == "Decline" and store.folder_of(copy) is not deleted_items:
+        copy = store.move_item(copy, deleted_items)
+    organizer: Mailbox = copy.props["Organizer"]
+    props = {name: copy.props[name] for name in ("Start", "End", "Location", "UID", "Recurrence") if name in copy.props}
+    props.update(
+        ItemClass=RESPONSE_ITEM_CLASSES[response],
+        Subject=RESPONSE_SUBJECTS[response] + (copy.props.get("Subject") or ""),
+        Body=body or Body("Text", ""),
+        ResponseType=response,
+        IsOrganizer=False,
+        ToRecipients=[organizer],
+    )
+    message_defaults(props, user.mailbox, now)
+    log_sent(store, "response", copy, [organizer.email], sender=mailbox)
+    organizers = organizer_item(store, copy)
+    if organizers is not None and _record_response(organizers, mailbox, response, now):
+        store.touch(organizers)
+    if organizer.email in store.users:
+        owner = store.users[organizer.email]
+        store.add_item(store.folder(owner.email, "inbox"), "MeetingResponse",
+                       {**props, "IsRead": False, "ReceivedBy": owner.mailbox, "ReceivedRepresenting": owner.mailbox},
+                       when=now)
+    if saved_copy_folder is not None:
+        store.add_item(saved_copy_folder, "MeetingResponse", {**props, "IsRead": True, "IsFromMe": True}, when=now)
+    return copy
 
 
 # -- one occurrence of a series ------------------------------------------------------------------------------------

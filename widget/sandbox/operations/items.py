@@ -13,7 +13,7 @@ from .. import delivery, recurrence
 from ..items import Item, Shape, item_id_element, parse_properties, parse_property, render_item
 from ..soap import EwsFault, ItemError, local, m, operation_response, response_message, sub, t
 from ..store import Folder
-from . import Context, operation
+from . import Context, operation, responses
 
 _ITEM_ELEMENTS = {"Message", "CalendarItem", "Task"}
 _SEND_INVITATIONS = {"SendToNone", "SendOnlyToAll", "SendToAllAndSaveCopy"}
@@ -134,6 +134,9 @@ def _validate_calendar(props: dict[str, Any]) -> None:
 
 def _create_one(ctx: Context, op: etree._Element, elem: etree._Element) -> Item | None:
     element = local(elem)
+    if element in responses.RESPONSE_OBJECTS:
+        responses.create_response(ctx, op, elem)
+        return None
     if element not in _ITEM_ELEMENTS:
         raise ItemError("ErrorInvalidItemForOperationCreateItem", f"{element} items cannot be created here.")
     props = parse_properties(elem)
@@ -168,8 +171,8 @@ def _create_one(ctx: Context, op: etree._Element, elem: etree._Element) -> Item 
 
 @operation("CreateItem", mutates=True)
 def create_item(ctx: Context, op: etree._Element) -> etree._Element:
-    """CreateItem: messages (SaveOnly/SendOnly/SendAndSaveCopy), calendar items (with or without invitations)
-    and tasks."""
+    """CreateItem: messages (SaveOnly/SendOnly/SendAndSaveCopy), calendar items (with or without invitations),
+    tasks, and the response objects of meetings (accept, tentatively accept, decline, cancel)."""
     items = op.find(m("Items"))
     response, messages = operation_response("CreateItem")
     for elem in items if items is not None else []:

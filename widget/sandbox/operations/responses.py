@@ -1,0 +1,110 @@
+"""Response objects in CreateItem: an attendee's AcceptItem, TentativelyAcceptItem or DeclineItem, and the
+organiser's CancelCalendarItem (how Outlook and exchangelib's CalendarItem.cancel() cancel a meeting).
+
+Each refers to its item by ReferenceItemId: an attendee answers from their copy of the meeting or from the meeting
+request in their inbox; the organiser cancels from their own item (a whole meeting or one occurrence of a series).
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from .. import delivery, recurrence
+from ..items import Body, Item, parse_property
+from ..soap import ItemError, local, m
+from ..store import Folder
+from . import Context
+from . import items as item_operations
+
+# Response object element: (MyResponseType it gives, the word of its error codes, its invalid-item error code).
+ATTENDEE_RESPONSES = {
+    "AcceptItem": ("Accept", "Accept", "ErrorInvalidItemForOperationAcceptItem"),
+    "TentativelyAcceptItem": ("Tentative", "Tentative", "ErrorInvalidItemForOperationTentative"),
+    "DeclineItem": ("Decline", "Decline", "ErrorInvalidItemForOperationDeclineItem"),
+}
+RESPONSE_OBJECTS = frozenset(ATTENDEE_RESPONSES) | {"CancelCalendarItem"}
+
+
+def _referenced(ctx: Context, elem: etree._Element, invalid_item: str) -> Item:
+    ref = elem.find("{*}ReferenceItemId")
+    if ref is None:
+        raise ItemError("ErrorInvalidReferenceItem", f"{local(elem)} needs a ReferenceItemId.")
+    item = item_operations.find_item(ctx, ref)
+    if item.element not in ("CalendarItem", "MeetingRequest"):
+        raise ItemError(invalid_item, f"A {local(elem)} can only refer to a meeting or a meeting request.")
+    return item
+
+
+def _body(elem: etree._Element, name: str) -> Body | None:
+    holder = elem.find("{*}" + name)
+    value = parse_property(holder) if holder is not None else None
+    return value if isinstance(value, Body) else None
+
+
+def _saved_copy_folder(ctx: Context, op: etree._Element, disposition: str) -> Folder | None:
+    if disposition != "SendAndSaveCopy":
+        return None
+    holder = op.find(m("SavedItemFolderId"))
+    if holder is not None and len(holder):
+        return ctx.resolve_folder(holder[0])
+    return ctx.store.folder(ctx.mailbox, "sentitems")
+
+
+def _disposition(op: etree._Element, element: str) -> str:
+    disposition = op.get("MessageDisposition")
+    if disposition is None:
+        raise ItemError("ErrorMessageDispositionRequired", "MessageDisposition is required for a response object.")
+    if disposition == "SaveOnly":
+        # Exchange keeps such a response as a draft to send later; the sandbox only sends responses.
+        raise ItemError("ErrorInvalidOperation",
+                        f"The sandbox sends a {element} at once: use SendOnly or SendAndSaveCopy.")
+    return disposition
+
+
+def create_response(ctx: Context, op: etree._Element, elem: etree._Element) -> None:
+    """Carry out one response object of a CreateItem; Exchange answers it with no item."""
+    element = local(elem)
+    disposition = _disposition(op, element)
+    if element == "CancelCalendarItem":
+        _cancel(ctx, op, elem, disposition)
+        return
+    response, word, invalid_item = ATTENDEE_RESPONSES[element]
+    item = _referenced(ctx, elem, invalid_item)
+    copy = item if item.element == "CalendarItem" else delivery.attendee_copy(ctx.store, ctx.mailbox, item)
+    if copy is None:
+        raise ItemError("ErrorItemNotFound", "The meeting this request is for is no longer in the calendar.")
+    if copy.id not in ctx.store.items:
+        raise ItemError("ErrorInvalidOperation",
+                        "The sandbox cannot answer a single occurrence of a series; answer the series instead.")
+    if copy.props.get("IsOrganizer", True):
+        raise ItemError(f"ErrorCalendarIsOrganizerFor{word}", f"The organizer of a meeting cannot {word.lower()} it.")
+    if copy.props.get("IsCancelled"):
+        raise ItemError(f"ErrorCalendarIsCancelledFor{word}", "The meeting has been cancelled.")
+    delivery.respond_to_meeting(ctx.store, copy, response, body=_body(elem, "Body"),
+                                saved_copy_folder=_saved_copy_folder(ctx, op, disposition))
+
+
+def _cancel(ctx: Context, op: etree._Element, elem: etree._Element, disposition: str) -> None:
+    """The organiser cancels a meeting: the attendees' copies are cancelled and a cancellation (with the organiser's
+    NewBodyContent) arrives in their inboxes; the organiser's item goes to Deleted Items. One occurrence of a series
+    is cancelled by itself."""
+    store = ctx.store
+    item = _referenced(ctx, elem, "ErrorInvalidItemForOperationCancelItem")
+    if item.element != "CalendarItem" or not item.props.get("IsOrganizer", True):
+        raise ItemError("ErrorCalendarIsNotOrganizer", "Only the organizer of a meeting can cancel it.")
+    body = _body(elem, "NewBodyContent")
+    if item.id not in store.items:  # one occurrence of a series
+        master = store.items[recurrence.master_id_of(item.id) or ""]
+        delivery.delete_occurrence(master, item.props.get("OriginalStart") or item.props["Start"])
+        store.touch(master)
+        delivery.cancel_occurrence_for_attendees(store, master, item)
+        return
+    delivery.cancel_meeting(store, item, body=body)
+    saved = _saved_copy_folder(ctx, op, disposition)
+    if saved is not None:
+        delivery.save_cancellation(store, item, saved, body)
+    deleted_items = store.folder(ctx.mailbox, "deleteditems")
+    if store.folder_of(item) is deleted_items:
+        store.remove_item(item)
+    else:
+        store.move_item(item, deleted_items)
