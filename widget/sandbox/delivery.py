@@ -298,13 +298,13 @@ def respond_to_meeting(store: Store, copy: Item, response: str, *, body: Body | 
         copy.props["LegacyFreeBusyStatus"] = "Busy"
     store.touch(copy)
     deleted_items = store.folder(mailbox, "deleteditems")
-    for folder in (store.folder(mailbox, "inbox"), deleted_items):
-        for request in [item for item in folder.items.values() if item.element == "MeetingRequest"
-                        and item.props.get("UID") == copy.props.get("UID")]:
-            if folder is deleted_items:  # a request answered from Deleted Items is deleted for good, as in Exchange
-                store.remove_item(request)
-            else:
-                store.move_item(request, deleted_items)
+    requests = [item for folder in (store.folder(mailbox, "inbox"), deleted_items) for item in folder.items.values()
+                if item.element == "MeetingRequest" and item.props.get("UID") == copy.props.get("UID")]
+    for request in requests:
+        if store.folder_of(request) is deleted_items:  # answered from Deleted Items: deleted for good, as in Exchange
+            store.remove_item(request)
+        else:
+            store.move_item(request, deleted_items)
     if response == "Decline" and store.folder_of(copy) is not deleted_items:
         copy = store.move_item(copy, deleted_items)
     organizer: Mailbox = copy.props["Organizer"]

@@ -64,6 +64,11 @@ def event_type(item: Item) -> str:
     return EVENT_TYPES.get(str(item.value("CalendarItemType") or "Single"), "singleInstance")
 
 
+def _response_time(when: datetime | None) -> str:
+    """A responseStatus time: when the answer came, or Graph's zero date for none yet."""
+    return format_datetime(when) if when is not None else "0001-01-01T00:00:00Z"
+
+
 def event_json(req: GraphRequest, item: Item, zone: str | None = None) -> dict[str, Any]:
     """An event, its times in `zone` (the request's outlook.timezone by default)."""
     zone = zone or _zone(req)
@@ -71,7 +76,7 @@ def event_json(req: GraphRequest, item: Item, zone: str | None = None) -> dict[s
     kind = event_type(item)
     organizer: Mailbox | None = props.get("Organizer")
     attendees = [{"type": kind_name, "status": {"response": RESPONSES.get(a.response, "none"),
-                                                "time": "0001-01-01T00:00:00Z"},
+                                                "time": _response_time(a.last_response_time)},
                   "emailAddress": {"name": a.mailbox.name or a.mailbox.email, "address": a.mailbox.email}}
                  for field, kind_name in ATTENDEE_LISTS for a in props.get(field) or []]
     is_organizer = bool(props.get("IsOrganizer", True))
@@ -103,7 +108,7 @@ def event_json(req: GraphRequest, item: Item, zone: str | None = None) -> dict[s
         "type": kind,
         "responseStatus": {"response": "organizer" if is_organizer else RESPONSES.get(
             str(props.get("MyResponseType") or "NoResponseReceived"), "notResponded"),
-                           "time": "0001-01-01T00:00:00Z"},
+                           "time": _response_time(None if is_organizer else props.get("AppointmentReplyTime"))},
         "body": body_json(props.get("Body")),
         "start": date_time_time_zone(props["Start"], zone),
         "end": date_time_time_zone(props["End"], zone),

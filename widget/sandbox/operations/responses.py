@@ -10,7 +10,7 @@ from __future__ import annotations
 from lxml import etree
 
 from .. import delivery, recurrence
-from ..items import Body, Item, parse_property
+from ..items import Body, Item
 from ..soap import ItemError, local, m
 from ..store import Folder
 from . import Context
@@ -36,9 +36,9 @@ def _referenced(ctx: Context, elem: etree._Element, invalid_item: str) -> Item:
 
 
 def _body(elem: etree._Element, name: str) -> Body | None:
+    """The text a response object carries in `name` (Body, or a cancellation's NewBodyContent), a BodyType."""
     holder = elem.find("{*}" + name)
-    value = parse_property(holder) if holder is not None else None
-    return value if isinstance(value, Body) else None
+    return Body(holder.get("BodyType", "Text"), holder.text or "") if holder is not None else None
 
 
 def _saved_copy_folder(ctx: Context, op: etree._Element, disposition: str) -> Folder | None:
