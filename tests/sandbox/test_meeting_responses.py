@@ -12,8 +12,16 @@ from exchangelib.errors import (
     ErrorCalendarIsNotOrganizer,
     ErrorCalendarIsOrganizerForAccept,
     ErrorCalendarIsOrganizerForDecline,
+    ErrorInvalidOperation,
 )
-from exchangelib.items import SEND_ONLY, SEND_TO_ALL_AND_SAVE_COPY, MeetingCancellation, MeetingRequest, MeetingResponse
+from exchangelib.items import (
+    SAVE_ONLY,
+    SEND_ONLY,
+    SEND_TO_ALL_AND_SAVE_COPY,
+    MeetingCancellation,
+    MeetingRequest,
+    MeetingResponse,
+)
 from exchangelib.recurrence import DailyPattern, Recurrence
 
 UTC_TZ = EWSTimeZone("UTC")
@@ -142,7 +150,7 @@ def test_an_attendee_answers_from_their_calendar_and_the_organiser_sees_it(accou
     assert attendees["carol@contoso.com"] == ("Unknown", None)
 
 
-def test_a_declined_meeting_leaves_the_attendees_calendar_and_frees_the_slot(account):
+def test_a_declined_meeting_leaves_the_attendees_calendar_and_frees_the_slot(sandbox, account):
     alice, bob = account("alice@contoso.com"), account("bob@contoso.com")
     meeting = _invite(alice)
     [copy] = _calendar(bob)
@@ -156,6 +164,9 @@ def test_a_declined_meeting_leaves_the_attendees_calendar_and_frees_the_slot(acc
     [received] = _messages(alice.inbox, MeetingResponse)
     assert received.subject == "Declined: Pricing review"
     assert _attendees(alice.calendar.get(id=meeting.id))["bob@contoso.com"][0] == "Decline"
+    [logged] = [s for s in sandbox.store.sent if s.kind == "response"]
+    assert (logged.sender, logged.recipients, logged.subject) == ("bob@contoso.com", ("alice@contoso.com",),
+                                                                  "Pricing review")
 
 
 def test_an_attendee_answers_from_the_meeting_request_in_their_inbox(account):
@@ -193,3 +204,14 @@ def test_the_organiser_cannot_answer_and_nobody_accepts_a_cancelled_meeting(acco
     with pytest.raises(ErrorCalendarIsCancelledForAccept):
         copy.accept()
     assert _calendar(bob)[0].my_response_type == "NoResponseReceived"
+
+
+def test_it_refuses_a_response_kept_as_a_draft_and_changes_nothing(account):
+    alice, bob = account("alice@contoso.com"), account("bob@contoso.com")
+    meeting = _invite(alice)
+    [copy] = _calendar(bob)
+    with pytest.raises(ErrorInvalidOperation, match="SendOnly or SendAndSaveCopy"):
+        copy.accept(message_disposition=SAVE_ONLY, folder=bob.drafts)
+    assert _calendar(bob)[0].my_response_type == "NoResponseReceived"
+    assert list(bob.drafts.all()) == [] and _messages(alice.inbox, MeetingResponse) == []
+    assert _attendees(alice.calendar.get(id=meeting.id))["bob@contoso.com"] == ("Unknown", None)
