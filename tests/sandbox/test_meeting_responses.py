@@ -109,11 +109,23 @@ def test_it_cancels_one_occurrence_of_a_series_for_the_attendees(account):
     _invite(alice, "Stand-up", recurrence=Recurrence(pattern=DailyPattern(interval=1), start=DAY.date(),
                                                      number=3))
     second = _calendar(alice)[1]
-    second.cancel()
+    second.cancel(new_body="No stand-up on Wednesday.")
     assert [item.start for item in _calendar(alice)] == [_at(10), _at(10) + timedelta(days=2)]
     assert [item.start for item in _calendar(bob)] == [_at(10), _at(10) + timedelta(days=2)]
     [cancellation] = _messages(bob.inbox, MeetingCancellation)
-    assert cancellation.subject == "Canceled: Stand-up"
+    assert cancellation.subject == "Canceled: Stand-up" and cancellation.body == "No stand-up on Wednesday."
+    [saved] = _messages(alice.sent, MeetingCancellation)
+    assert saved.subject == "Canceled: Stand-up"
+
+
+def test_deleting_a_meeting_with_cancellations_keeps_a_copy_when_asked(account):
+    alice, bob = account("alice@contoso.com"), account("bob@contoso.com")
+    meeting = _invite(alice)
+    meeting.delete(send_meeting_cancellations=SEND_TO_ALL_AND_SAVE_COPY)
+    [copy] = _calendar(bob)
+    assert copy.is_cancelled is True and copy.subject == "Canceled: Pricing review"
+    [saved] = _messages(alice.sent, MeetingCancellation)
+    assert saved.subject == "Canceled: Pricing review" and saved.is_read is True
 
 
 @pytest.mark.parametrize(
@@ -167,6 +179,14 @@ def test_a_declined_meeting_leaves_the_attendees_calendar_and_frees_the_slot(san
     [logged] = [s for s in sandbox.store.sent if s.kind == "response"]
     assert (logged.sender, logged.recipients, logged.subject) == ("bob@contoso.com", ("alice@contoso.com",),
                                                                   "Pricing review")
+
+    [request] = _messages(bob.trash, MeetingRequest)
+    request.accept()  # changed their mind: the meeting is back in the calendar
+    [back] = _calendar(bob)
+    assert back.subject == "Pricing review" and back.my_response_type == "Accept"
+    assert _busy_types(alice, "bob@contoso.com") == ["Busy"]
+    assert [item for item in bob.trash.all() if isinstance(item, CalendarItem)] == []
+    assert _attendees(alice.calendar.get(id=meeting.id))["bob@contoso.com"][0] == "Accept"
 
 
 def test_an_attendee_answers_from_the_meeting_request_in_their_inbox(account):

@@ -261,10 +261,12 @@ def organizer_item(store: Store, meeting: Item) -> Item | None:
 
 
 def attendee_copy(store: Store, mailbox: str, meeting: Item) -> Item | None:
-    """An attendee's copy of a meeting in their calendar, found from a meeting message by its UID."""
-    for item in store.folder(mailbox, "calendar").items.values():
-        if item.element == "CalendarItem" and item.props.get("UID") == meeting.props.get("UID"):
-            return item
+    """An attendee's copy of a meeting in their calendar (or, declined, in Deleted Items), found from a meeting
+    message by its UID."""
+    for folder in ("calendar", "deleteditems"):
+        for item in store.folder(mailbox, folder).items.values():
+            if item.element == "CalendarItem" and item.props.get("UID") == meeting.props.get("UID"):
+                return item
     return None
 
 
@@ -285,7 +287,8 @@ def _record_response(organizers: Item, attendee: str, response: str, when: datet
 def respond_to_meeting(store: Store, copy: Item, response: str, *, body: Body | None = None,
                        saved_copy_folder: Folder | None = None) -> Item:
     """An attendee answers a meeting ("Accept", "Tentative" or "Decline"), as Exchange does: their copy shows the
-    answer (a declined meeting goes to Deleted Items, which frees the slot), the meeting requests for it leave the
+    answer (a declined meeting goes to Deleted Items, which frees the slot, and comes back to the calendar when
+    accepted after all), the meeting requests for it leave the
     inbox for Deleted Items, the organiser gets a response message and their item shows the attendee's response and
     its time. With `saved_copy_folder` the response sent is kept there too. Returns the attendee's copy as it now is."""
     mailbox = store.folder_of(copy).mailbox
@@ -307,6 +310,8 @@ def respond_to_meeting(store: Store, copy: Item, response: str, *, body: Body | 
             store.move_item(request, deleted_items)
     if response == "Decline" and store.folder_of(copy) is not deleted_items:
         copy = store.move_item(copy, deleted_items)
+    elif response != "Decline" and store.folder_of(copy) is deleted_items:  # accepted after all: back in the calendar
+        copy = store.move_item(copy, store.folder(mailbox, "calendar"))
     organizer: Mailbox = copy.props["Organizer"]
     props = {name: copy.props[name] for name in ("Start", "End", "Location", "UID", "Recurrence") if name in copy.props}
     props.update(
@@ -359,15 +364,16 @@ def update_occurrence_for_attendees(store: Store, master: Item, original_start: 
     return updated
 
 
-def cancel_occurrence_for_attendees(store: Store, master: Item, occurrence: Item) -> list[str]:
-    """The organiser deleted one occurrence: it goes from the attendees' copies and a cancellation arrives. Every
-    attendee (outside ones too) is noted in the delivery log."""
+def cancel_occurrence_for_attendees(store: Store, master: Item, occurrence: Item, *,
+                                    body: Body | None = None) -> list[str]:
+    """The organiser deleted one occurrence: it goes from the attendees' copies and a cancellation arrives (with
+    `body` as its text, when given). Every attendee (outside ones too) is noted in the delivery log."""
     original = occurrence.props.get("OriginalStart") or occurrence.props["Start"]
     log_sent(store, "cancellation", occurrence, [a.mailbox.email for a in _attendees(occurrence.props)])
     cancelled = []
     for email, copy in attendee_copies(store, master).items():
         delete_occurrence(copy, original)
         store.touch(copy)
-        _meeting_message(store, store.users[email], occurrence, "MeetingCancellation", "Canceled: ")
+        _meeting_message(store, store.users[email], occurrence, "MeetingCancellation", "Canceled: ", body)
         cancelled.append(email)
     return cancelled

@@ -10,7 +10,7 @@ from typing import Any
 from lxml import etree
 
 from .. import delivery, recurrence
-from ..items import Item, Shape, item_id_element, parse_properties, parse_property, render_item
+from ..items import Body, Item, Shape, item_id_element, parse_properties, parse_property, render_item
 from ..soap import EwsFault, ItemError, local, m, operation_response, response_message, sub, t
 from ..store import Folder
 from . import Context, operation, responses
@@ -331,7 +331,9 @@ def delete_item(ctx: Context, op: etree._Element) -> etree._Element:
         try:
             item = find_item(ctx, ref)
             if item.id not in store.items:
-                _delete_occurrence(ctx, item, notify=cancellations not in (None, "SendToNone"))
+                delete_occurrence(ctx, item, notify=cancellations not in (None, "SendToNone"))
+                if cancellations == "SendToAllAndSaveCopy" and item.props.get("IsOrganizer", True):
+                    delivery.save_cancellation(store, item, store.folder(ctx.mailbox, "sentitems"))
                 response_message(messages, "DeleteItem")
                 continue
             folder = store.folder_of(item)
@@ -341,6 +343,8 @@ def delete_item(ctx: Context, op: etree._Element) -> etree._Element:
                 and item.props.get("IsOrganizer", True)
             ):
                 delivery.cancel_meeting(store, item)
+                if cancellations == "SendToAllAndSaveCopy":
+                    delivery.save_cancellation(store, item, store.folder(ctx.mailbox, "sentitems"))
             deleted_items = store.folder(folder.mailbox, "deleteditems")
             dumpster = store.folder(folder.mailbox, "recoverableitemsdeletions")
             if delete_type == "MoveToDeletedItems" and folder is not deleted_items:
@@ -357,15 +361,16 @@ def delete_item(ctx: Context, op: etree._Element) -> etree._Element:
     return response
 
 
-def _delete_occurrence(ctx: Context, occurrence: Item, *, notify: bool = False) -> None:
+def delete_occurrence(ctx: Context, occurrence: Item, *, notify: bool = False, body: Body | None = None) -> None:
     """Delete one occurrence of a series: the master remembers it among its DeletedOccurrences, as in Exchange (by
-    its original start, an exception's too); with `notify` the organiser cancels it for the attendees."""
+    its original start, an exception's too); with `notify` the organiser cancels it for the attendees (with `body`
+    as the cancellation's text, when given)."""
     master = ctx.store.items[recurrence.master_id_of(occurrence.id) or ""]
     original = occurrence.props.get("OriginalStart") or occurrence.props["Start"]
     delivery.delete_occurrence(master, original)
     ctx.store.touch(master)
     if notify and master.props.get("IsOrganizer", True):
-        delivery.cancel_occurrence_for_attendees(ctx.store, master, occurrence)
+        delivery.cancel_occurrence_for_attendees(ctx.store, master, occurrence, body=body)
 
 
 @operation("MoveItem", mutates=True)

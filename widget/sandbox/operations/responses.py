@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from .. import delivery, recurrence
+from .. import delivery
 from ..items import Body, Item
 from ..soap import ItemError, local, m
 from ..store import Folder
@@ -93,16 +93,13 @@ def _cancel(ctx: Context, op: etree._Element, elem: etree._Element, disposition:
     if item.element != "CalendarItem" or not item.props.get("IsOrganizer", True):
         raise ItemError("ErrorCalendarIsNotOrganizer", "Only the organizer of a meeting can cancel it.")
     body = _body(elem, "NewBodyContent")
-    if item.id not in store.items:  # one occurrence of a series
-        master = store.items[recurrence.master_id_of(item.id) or ""]
-        delivery.delete_occurrence(master, item.props.get("OriginalStart") or item.props["Start"])
-        store.touch(master)
-        delivery.cancel_occurrence_for_attendees(store, master, item)
-        return
-    delivery.cancel_meeting(store, item, body=body)
     saved = _saved_copy_folder(ctx, op, disposition)
     if saved is not None:
         delivery.save_cancellation(store, item, saved, body)
+    if item.id not in store.items:  # one occurrence of a series
+        item_operations.delete_occurrence(ctx, item, notify=True, body=body)
+        return
+    delivery.cancel_meeting(store, item, body=body)
     deleted_items = store.folder(ctx.mailbox, "deleteditems")
     if store.folder_of(item) is deleted_items:
         store.remove_item(item)
