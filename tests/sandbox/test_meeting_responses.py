@@ -118,6 +118,26 @@ def test_it_cancels_one_occurrence_of_a_series_for_the_attendees(account):
     assert saved.subject == "Canceled: Stand-up"
 
 
+def test_an_attendee_answers_one_occurrence_of_a_series(account):
+    alice, bob = account("alice@contoso.com"), account("bob@contoso.com")
+    _invite(alice, "Stand-up", recurrence=Recurrence(pattern=DailyPattern(interval=1), start=DAY.date(),
+                                                     number=3))
+    before = datetime.now(UTC).replace(microsecond=0)
+    _calendar(bob)[1].accept()
+    _calendar(bob)[2].decline()
+
+    first, second = _calendar(bob)
+    assert (first.my_response_type, second.my_response_type) == ("NoResponseReceived", "Accept")
+    assert second.start == _at(10) + timedelta(days=1) and second.type == "Exception"
+    assert sorted(m.subject for m in _messages(alice.inbox, MeetingResponse)) == [
+        "Accepted: Stand-up", "Declined: Stand-up"]
+    assert [_attendees(occurrence)["bob@contoso.com"][0] for occurrence in _calendar(alice)] == [
+        "Unknown", "Accept", "Decline"]
+    assert before <= _attendees(_calendar(alice)[1])["bob@contoso.com"][1] <= datetime.now(UTC)
+    assert _attendees(_calendar(alice)[1])["carol@contoso.com"] == ("Unknown", None)
+    assert [m.subject for m in _messages(bob.inbox, MeetingRequest)] == ["Stand-up"]  # the series is still open
+
+
 def test_deleting_a_meeting_with_cancellations_keeps_a_copy_when_asked(account):
     alice, bob = account("alice@contoso.com"), account("bob@contoso.com")
     meeting = _invite(alice)

@@ -270,35 +270,37 @@ def attendee_copy(store: Store, mailbox: str, meeting: Item) -> Item | None:
     return None
 
 
-def _record_response(organizers: Item, attendee: str, response: str, when: datetime) -> bool:
-    """Note an attendee's response on the organiser's item; False when that item does not name the attendee."""
-    found = False
+def _answered_attendees(props: dict[str, Any], attendee: str, response: str, when: datetime) -> dict[str, list]:
+    """The attendee lists of a meeting's properties with one attendee's response noted; empty when none names them."""
+    changed = {}
     for name in ("RequiredAttendees", "OptionalAttendees", "Resources"):
-        attendees = list(organizers.props.get(name) or [])
-        for position, entry in enumerate(attendees):
-            if entry.mailbox.email == attendee:
-                attendees[position] = entry._replace(response=response, last_response_time=when)
-                found = True
-        if attendees:
-            organizers.props[name] = attendees
-    return found
+        attendees = list(props.get(name) or [])
+        if any(entry.mailbox.email == attendee for entry in attendees):
+            changed[name] = [entry._replace(response=response, last_response_time=when)
+                             if entry.mailbox.email == attendee else entry for entry in attendees]
+    return changed
+
+
+def _my_response(props: dict[str, Any], response: str, when: datetime) -> dict[str, Any]:
+    """What an attendee's copy (or occurrence) of a meeting shows once they answered."""
+    changes: dict[str, Any] = {"MyResponseType": response, "AppointmentReplyTime": when}
+    if response == "Tentative":
+        changes["LegacyFreeBusyStatus"] = "Tentative"
+    elif props.get("LegacyFreeBusyStatus") == "Tentative":
+        changes["LegacyFreeBusyStatus"] = "Busy"
+    return changes
 
 
 def respond_to_meeting(store: Store, copy: Item, response: str, *, body: Body | None = None,
                        saved_copy_folder: Folder | None = None) -> Item:
     """An attendee answers a meeting ("Accept", "Tentative" or "Decline"), as Exchange does: their copy shows the
     answer (a declined meeting goes to Deleted Items, which frees the slot, and comes back to the calendar when
-    accepted after all), the meeting requests for it leave the
-    inbox for Deleted Items, the organiser gets a response message and their item shows the attendee's response and
-    its time. With `saved_copy_folder` the response sent is kept there too. Returns the attendee's copy as it now is."""
+    accepted after all), the meeting requests for it leave the inbox for Deleted Items, the organiser gets a response
+    message and their item shows the attendee's response and its time. With `saved_copy_folder` the response sent is
+    kept there too. Returns the attendee's copy as it now is."""
     mailbox = store.folder_of(copy).mailbox
-    user = store.users[mailbox]
     now = datetime.now(UTC)
-    copy.props.update(MyResponseType=response, AppointmentReplyTime=now)
-    if response == "Tentative":
-        copy.props["LegacyFreeBusyStatus"] = "Tentative"
-    elif response == "Accept" and copy.props.get("LegacyFreeBusyStatus") == "Tentative":
-        copy.props["LegacyFreeBusyStatus"] = "Busy"
+    copy.props.update(_my_response(copy.props, response, now))
     store.touch(copy)
     deleted_items = store.folder(mailbox, "deleteditems")
     requests = [item for folder in (store.folder(mailbox, "inbox"), deleted_items) for item in folder.items.values()
@@ -312,21 +314,59 @@ def respond_to_meeting(store: Store, copy: Item, response: str, *, body: Body | 
         copy = store.move_item(copy, deleted_items)
     elif response != "Decline" and store.folder_of(copy) is deleted_items:  # accepted after all: back in the calendar
         copy = store.move_item(copy, store.folder(mailbox, "calendar"))
-    organizer: Mailbox = copy.props["Organizer"]
-    props = {name: copy.props[name] for name in ("Start", "End", "Location", "UID", "Recurrence") if name in copy.props}
+    organizers = organizer_item(store, copy)
+    if organizers is not None and (changed := _answered_attendees(organizers.props, mailbox, response, now)):
+        organizers.props.update(changed)
+        store.touch(organizers)
+    _send_response(store, mailbox, copy, response, body, saved_copy_folder, now)
+    return copy
+
+
+def respond_to_occurrence(store: Store, master: Item, occurrence: Item, response: str, *, body: Body | None = None,
+                          saved_copy_folder: Folder | None = None) -> None:
+    """An attendee answers one occurrence of a series: it becomes an exception of their series showing the answer
+    (a declined one leaves their series), the organiser gets a response for that occurrence and their occurrence
+    shows the attendee's response and its time."""
+    mailbox = store.folder_of(master).mailbox
+    now = datetime.now(UTC)
+    original = occurrence.props.get("OriginalStart") or occurrence.props["Start"]
+    times = {"Start": occurrence.props["Start"], "End": occurrence.props["End"]}
+    if response == "Decline":
+        delete_occurrence(master, original)
+    else:
+        recurrence.set_exception(master, original, {**times, **_my_response(occurrence.props, response, now)})
+    store.touch(master)
+    organizers = organizer_item(store, master)
+    theirs = store.occurrence(recurrence.occurrence_id(organizers, original)) if organizers is not None else None
+    if organizers is not None and theirs is not None and (
+            changed := _answered_attendees(theirs.props, mailbox, response, now)):
+        recurrence.set_exception(organizers, original, {"Start": theirs.props["Start"], "End": theirs.props["End"],
+                                                        **changed})
+        store.touch(organizers)
+    _send_response(store, mailbox, occurrence, response, body, saved_copy_folder, now, recurrence_id=original)
+
+
+def _send_response(store: Store, mailbox: str, meeting: Item, response: str, body: Body | None,
+                   saved_copy_folder: Folder | None, now: datetime, recurrence_id: datetime | None = None) -> None:
+    """The response message from attendee `mailbox` about `meeting` (or its occurrence at `recurrence_id`): in the
+    organiser's inbox, in the delivery log, and kept in `saved_copy_folder` when given."""
+    user = store.users[mailbox]
+    organizer: Mailbox = meeting.props["Organizer"]
+    props = {name: meeting.props[name] for name in ("Start", "End", "Location", "UID") if name in meeting.props}
+    if recurrence_id is not None:
+        props["RecurrenceId"] = recurrence_id
+    elif "Recurrence" in meeting.props:
+        props["Recurrence"] = meeting.props["Recurrence"]
     props.update(
         ItemClass=RESPONSE_ITEM_CLASSES[response],
-        Subject=RESPONSE_SUBJECTS[response] + (copy.props.get("Subject") or ""),
+        Subject=RESPONSE_SUBJECTS[response] + (meeting.props.get("Subject") or ""),
         Body=body or Body("Text", ""),
         ResponseType=response,
         IsOrganizer=False,
         ToRecipients=[organizer],
     )
     message_defaults(props, user.mailbox, now)
-    log_sent(store, "response", copy, [organizer.email], sender=mailbox)
-    organizers = organizer_item(store, copy)
-    if organizers is not None and _record_response(organizers, mailbox, response, now):
-        store.touch(organizers)
+    log_sent(store, "response", meeting, [organizer.email], sender=mailbox)
     if organizer.email in store.users:
         owner = store.users[organizer.email]
         store.add_item(store.folder(owner.email, "inbox"), "MeetingResponse",
@@ -334,7 +374,6 @@ def respond_to_meeting(store: Store, copy: Item, response: str, *, body: Body | 
                        when=now)
     if saved_copy_folder is not None:
         store.add_item(saved_copy_folder, "MeetingResponse", {**props, "IsRead": True, "IsFromMe": True}, when=now)
-    return copy
 
 
 # -- one occurrence of a series ------------------------------------------------------------------------------------

@@ -1,15 +1,16 @@
 """Response objects in CreateItem: an attendee's AcceptItem, TentativelyAcceptItem or DeclineItem, and the
 organiser's CancelCalendarItem (how Outlook and exchangelib's CalendarItem.cancel() cancel a meeting).
 
-Each refers to its item by ReferenceItemId: an attendee answers from their copy of the meeting or from the meeting
-request in their inbox; the organiser cancels from their own item (a whole meeting or one occurrence of a series).
+Each refers to its item by ReferenceItemId: an attendee answers from their copy of the meeting (a whole series or one
+occurrence of it) or from the meeting request in their inbox; the organiser cancels from their own item (a whole
+meeting or one occurrence of a series).
 """
 
 from __future__ import annotations
 
 from lxml import etree
 
-from .. import delivery
+from .. import delivery, recurrence
 from ..items import Body, Item
 from ..soap import ItemError, local, m
 from ..store import Folder
@@ -73,15 +74,16 @@ def create_response(ctx: Context, op: etree._Element, elem: etree._Element) -> N
     copy = item if item.element == "CalendarItem" else delivery.attendee_copy(ctx.store, ctx.mailbox, item)
     if copy is None:
         raise ItemError("ErrorItemNotFound", "The meeting this request is for is no longer in the calendar.")
-    if copy.id not in ctx.store.items:
-        raise ItemError("ErrorInvalidOperation",
-                        "The sandbox cannot answer a single occurrence of a series; answer the series instead.")
     if copy.props.get("IsOrganizer", True):
         raise ItemError(f"ErrorCalendarIsOrganizerFor{word}", f"The organizer of a meeting cannot {word.lower()} it.")
     if copy.props.get("IsCancelled"):
         raise ItemError(f"ErrorCalendarIsCancelledFor{word}", "The meeting has been cancelled.")
-    delivery.respond_to_meeting(ctx.store, copy, response, body=_body(elem, "Body"),
-                                saved_copy_folder=_saved_copy_folder(ctx, op, disposition))
+    body, saved = _body(elem, "Body"), _saved_copy_folder(ctx, op, disposition)
+    if copy.id in ctx.store.items:
+        delivery.respond_to_meeting(ctx.store, copy, response, body=body, saved_copy_folder=saved)
+        return
+    master = ctx.store.items[recurrence.master_id_of(copy.id) or ""]  # one occurrence of a series
+    delivery.respond_to_occurrence(ctx.store, master, copy, response, body=body, saved_copy_folder=saved)
 
 
 def _cancel(ctx: Context, op: etree._Element, elem: etree._Element, disposition: str) -> None:
