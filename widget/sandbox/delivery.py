@@ -241,6 +241,27 @@ def cancel_meeting(store: Store, meeting: Item, only: set[str] | None = None, *,
     return cancelled
 
 
+def cancel_as_organizer(store: Store, meeting: Item, *, body: Body | None = None,
+                        saved_copy_folder: Folder | None = None) -> None:
+    """The organiser cancels a meeting (EWS's CancelCalendarItem, Graph's cancel): it is cancelled for every attendee
+    with `body` as the cancellation's text, and the organiser's item goes to Deleted Items. One occurrence of a
+    series goes from the series, the attendees' too. With `saved_copy_folder` the cancellation sent is kept there."""
+    if saved_copy_folder is not None:
+        save_cancellation(store, meeting, saved_copy_folder, body)
+    if meeting.id not in store.items:  # one occurrence of a series
+        master = store.items[recurrence.master_id_of(meeting.id) or ""]
+        delete_occurrence(master, meeting.props.get("OriginalStart") or meeting.props["Start"])
+        store.touch(master)
+        cancel_occurrence_for_attendees(store, master, meeting, body=body)
+        return
+    cancel_meeting(store, meeting, body=body)
+    deleted_items = store.folder(store.folder_of(meeting).mailbox, "deleteditems")
+    if store.folder_of(meeting) is deleted_items:
+        store.remove_item(meeting)
+    else:
+        store.move_item(meeting, deleted_items)
+
+
 # -- an attendee's response ----------------------------------------------------------------------------------------
 # Per response (MyResponseType): the subject prefix and item class of the message the organiser gets, and how the
 # attendee's calendar shows the meeting from then on.
@@ -292,12 +313,13 @@ def _my_response(props: dict[str, Any], response: str, when: datetime) -> dict[s
 
 
 def respond_to_meeting(store: Store, copy: Item, response: str, *, body: Body | None = None,
-                       saved_copy_folder: Folder | None = None) -> Item:
+                       saved_copy_folder: Folder | None = None, send: bool = True) -> Item:
     """An attendee answers a meeting ("Accept", "Tentative" or "Decline"), as Exchange does: their copy shows the
     answer (a declined meeting goes to Deleted Items, which frees the slot, and comes back to the calendar when
     accepted after all), the meeting requests for it leave the inbox for Deleted Items, the organiser gets a response
-    message and their item shows the attendee's response and its time. With `saved_copy_folder` the response sent is
-    kept there too. Returns the attendee's copy as it now is."""
+    message and their item shows the attendee's response and its time (unless `send` is false: then the organiser
+    learns nothing). With `saved_copy_folder` the response sent is kept there too. Returns the attendee's copy as it
+    now is."""
     mailbox = store.folder_of(copy).mailbox
     now = datetime.now(UTC)
     copy.props.update(_my_response(copy.props, response, now))
@@ -314,6 +336,8 @@ def respond_to_meeting(store: Store, copy: Item, response: str, *, body: Body | 
         copy = store.move_item(copy, deleted_items)
     elif response != "Decline" and store.folder_of(copy) is deleted_items:  # accepted after all: back in the calendar
         copy = store.move_item(copy, store.folder(mailbox, "calendar"))
+    if not send:
+        return copy
     organizers = organizer_item(store, copy)
     if organizers is not None and (changed := _answered_attendees(organizers.props, mailbox, response, now)):
         organizers.props.update(changed)
@@ -323,10 +347,10 @@ def respond_to_meeting(store: Store, copy: Item, response: str, *, body: Body | 
 
 
 def respond_to_occurrence(store: Store, master: Item, occurrence: Item, response: str, *, body: Body | None = None,
-                          saved_copy_folder: Folder | None = None) -> None:
+                          saved_copy_folder: Folder | None = None, send: bool = True) -> None:
     """An attendee answers one occurrence of a series: it becomes an exception of their series showing the answer
     (a declined one leaves their series), the organiser gets a response for that occurrence and their occurrence
-    shows the attendee's response and its time."""
+    shows the attendee's response and its time (unless `send` is false)."""
     mailbox = store.folder_of(master).mailbox
     now = datetime.now(UTC)
     original = occurrence.props.get("OriginalStart") or occurrence.props["Start"]
@@ -336,6 +360,8 @@ def respond_to_occurrence(store: Store, master: Item, occurrence: Item, response
     else:
         recurrence.set_exception(master, original, {**times, **_my_response(occurrence.props, response, now)})
     store.touch(master)
+    if not send:
+        return
     organizers = organizer_item(store, master)
     theirs = store.occurrence(recurrence.occurrence_id(organizers, original)) if organizers is not None else None
     if organizers is not None and theirs is not None and (

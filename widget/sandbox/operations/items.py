@@ -10,7 +10,7 @@ from typing import Any
 from lxml import etree
 
 from .. import delivery, recurrence
-from ..items import Body, Item, Shape, item_id_element, parse_properties, parse_property, render_item
+from ..items import Item, Shape, item_id_element, parse_properties, parse_property, render_item
 from ..soap import EwsFault, ItemError, local, m, operation_response, response_message, sub, t
 from ..store import Folder
 from . import Context, operation, responses
@@ -331,7 +331,7 @@ def delete_item(ctx: Context, op: etree._Element) -> etree._Element:
         try:
             item = find_item(ctx, ref)
             if item.id not in store.items:
-                delete_occurrence(ctx, item, notify=cancellations not in (None, "SendToNone"))
+                _delete_occurrence(ctx, item, notify=cancellations not in (None, "SendToNone"))
                 if cancellations == "SendToAllAndSaveCopy" and item.props.get("IsOrganizer", True):
                     delivery.save_cancellation(store, item, store.folder(ctx.mailbox, "sentitems"))
                 response_message(messages, "DeleteItem")
@@ -361,16 +361,15 @@ def delete_item(ctx: Context, op: etree._Element) -> etree._Element:
     return response
 
 
-def delete_occurrence(ctx: Context, occurrence: Item, *, notify: bool = False, body: Body | None = None) -> None:
+def _delete_occurrence(ctx: Context, occurrence: Item, *, notify: bool = False) -> None:
     """Delete one occurrence of a series: the master remembers it among its DeletedOccurrences, as in Exchange (by
-    its original start, an exception's too); with `notify` the organiser cancels it for the attendees (with `body`
-    as the cancellation's text, when given)."""
+    its original start, an exception's too); with `notify` the organiser cancels it for the attendees."""
     master = ctx.store.items[recurrence.master_id_of(occurrence.id) or ""]
     original = occurrence.props.get("OriginalStart") or occurrence.props["Start"]
     delivery.delete_occurrence(master, original)
     ctx.store.touch(master)
     if notify and master.props.get("IsOrganizer", True):
-        delivery.cancel_occurrence_for_attendees(ctx.store, master, occurrence, body=body)
+        delivery.cancel_occurrence_for_attendees(ctx.store, master, occurrence)
 
 
 @operation("MoveItem", mutates=True)

@@ -87,23 +87,9 @@ def create_response(ctx: Context, op: etree._Element, elem: etree._Element) -> N
 
 
 def _cancel(ctx: Context, op: etree._Element, elem: etree._Element, disposition: str) -> None:
-    """The organiser cancels a meeting: the attendees' copies are cancelled and a cancellation (with the organiser's
-    NewBodyContent) arrives in their inboxes; the organiser's item goes to Deleted Items. One occurrence of a series
-    is cancelled by itself."""
-    store = ctx.store
+    """The organiser cancels a meeting, or one occurrence of a series, with their NewBodyContent as its text."""
     item = _referenced(ctx, elem, "ErrorInvalidItemForOperationCancelItem")
     if item.element != "CalendarItem" or not item.props.get("IsOrganizer", True):
         raise ItemError("ErrorCalendarIsNotOrganizer", "Only the organizer of a meeting can cancel it.")
-    body = _body(elem, "NewBodyContent")
-    saved = _saved_copy_folder(ctx, op, disposition)
-    if saved is not None:
-        delivery.save_cancellation(store, item, saved, body)
-    if item.id not in store.items:  # one occurrence of a series
-        item_operations.delete_occurrence(ctx, item, notify=True, body=body)
-        return
-    delivery.cancel_meeting(store, item, body=body)
-    deleted_items = store.folder(ctx.mailbox, "deleteditems")
-    if store.folder_of(item) is deleted_items:
-        store.remove_item(item)
-    else:
-        store.move_item(item, deleted_items)
+    delivery.cancel_as_organizer(ctx.store, item, body=_body(elem, "NewBodyContent"),
+                                 saved_copy_folder=_saved_copy_folder(ctx, op, disposition))
