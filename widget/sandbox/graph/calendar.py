@@ -436,6 +436,57 @@ def delete_event(req: GraphRequest, event_id: str) -> GraphReply:
     return GraphReply(204)
 
 
+# Graph's response actions on an event, and the MyResponseType each gives.
+RESPONSE_ACTIONS = {"accept": "Accept", "tentativelyAccept": "Tentative", "decline": "Decline"}
+
+
+def respond_to_event(req: GraphRequest, event_id: str, action: str) -> GraphReply:
+    """POST events/{id}/accept, tentativelyAccept or decline {comment, sendResponse}: 202; the attendee's answer, as
+    over EWS: their event shows it and, unless sendResponse is false, the organiser gets a response message and their
+    event shows the attendee's response."""
+    data = req.action_parameters()
+    unknown = set(data) - {"comment", "sendResponse"}
+    if unknown:
+        raise bad_request(f"Property '{sorted(unknown)[0]}' is not supported by the sandbox's {action} action.",
+                          "RequestBodyRead")
+    comment, send = data.get("comment"), data.get("sendResponse", True)
+    if not isinstance(comment, str | None) or not isinstance(send, bool):
+        raise bad_request("'comment' must be text and 'sendResponse' true or false.")
+    store = req.store
+    item = find_event(req, event_id)
+    if item.props.get("IsOrganizer", True):
+        raise bad_request("Your request can't be completed. You can't respond to a meeting you organized.")
+    if item.props.get("IsCancelled"):
+        raise bad_request("Your request can't be completed. The meeting has been canceled.")
+    body = Body("Text", comment) if comment else None
+    saved = store.folder(req.mailbox, "sentitems") if send else None
+    response = RESPONSE_ACTIONS[action]
+    if item.id in store.items:
+        delivery.respond_to_meeting(store, item, response, body=body, saved_copy_folder=saved, send=send)
+    else:
+        master = store.items[recurrence.master_id_of(item.id) or ""]
+        delivery.respond_to_occurrence(store, master, item, response, body=body, saved_copy_folder=saved, send=send)
+    return GraphReply(202)
+
+
+def cancel_event(req: GraphRequest, event_id: str) -> GraphReply:
+    """POST events/{id}/cancel {comment}: 202; the organiser cancels the meeting (or one occurrence) for every
+    attendee with the comment as the cancellation's text, and their event goes to Deleted Items."""
+    data = req.action_parameters()
+    unknown = set(data) - {"comment"}
+    if unknown:
+        raise bad_request(f"Property '{sorted(unknown)[0]}' does not exist on the cancel action.", "RequestBodyRead")
+    comment = data.get("comment")
+    if not isinstance(comment, str | None):
+        raise bad_request("'comment' must be text.")
+    item = find_event(req, event_id)
+    if not item.props.get("IsOrganizer", True):
+        raise bad_request("Your request can't be completed. You need to be an organizer to cancel a meeting.")
+    delivery.cancel_as_organizer(req.store, item, body=Body("Text", comment) if comment else None,
+                                 saved_copy_folder=req.store.folder(req.mailbox, "sentitems"))
+    return GraphReply(202)
+
+
 # -- free/busy ---------------------------------------------------------------------------------------------------
 def get_schedule(req: GraphRequest) -> GraphReply:
     """POST calendar/getSchedule: availabilityView digits, scheduleItems and workingHours per address; an unknown
