@@ -263,8 +263,7 @@ def cancel_as_organizer(store: Store, meeting: Item, *, body: Body | None = None
 
 
 # -- an attendee's response ----------------------------------------------------------------------------------------
-# Per response (MyResponseType): the subject prefix and item class of the message the organiser gets, and how the
-# attendee's calendar shows the meeting from then on.
+# Per response (MyResponseType): the subject prefix and item class of the message the organiser gets.
 RESPONSE_SUBJECTS = {"Accept": "Accepted: ", "Tentative": "Tentative: ", "Decline": "Declined: "}
 RESPONSE_ITEM_CLASSES = {"Accept": "IPM.Schedule.Meeting.Resp.Pos", "Tentative": "IPM.Schedule.Meeting.Resp.Tent",
                          "Decline": "IPM.Schedule.Meeting.Resp.Neg"}

@@ -17,11 +17,12 @@ from ..store import Folder
 from . import Context
 from . import items as item_operations
 
-# Response object element: (MyResponseType it gives, the word of its error codes, its invalid-item error code).
+# Response object element: (the MyResponseType it gives, which also ends its ErrorCalendarIs...For... codes, and its
+# invalid-item error code).
 ATTENDEE_RESPONSES = {
-    "AcceptItem": ("Accept", "Accept", "ErrorInvalidItemForOperationAcceptItem"),
-    "TentativelyAcceptItem": ("Tentative", "Tentative", "ErrorInvalidItemForOperationTentative"),
-    "DeclineItem": ("Decline", "Decline", "ErrorInvalidItemForOperationDeclineItem"),
+    "AcceptItem": ("Accept", "ErrorInvalidItemForOperationAcceptItem"),
+    "TentativelyAcceptItem": ("Tentative", "ErrorInvalidItemForOperationTentative"),
+    "DeclineItem": ("Decline", "ErrorInvalidItemForOperationDeclineItem"),
 }
 RESPONSE_OBJECTS = frozenset(ATTENDEE_RESPONSES) | {"CancelCalendarItem"}
 
@@ -69,15 +70,15 @@ def create_response(ctx: Context, op: etree._Element, elem: etree._Element) -> N
     if element == "CancelCalendarItem":
         _cancel(ctx, op, elem, disposition)
         return
-    response, word, invalid_item = ATTENDEE_RESPONSES[element]
+    response, invalid_item = ATTENDEE_RESPONSES[element]
     item = _referenced(ctx, elem, invalid_item)
     copy = item if item.element == "CalendarItem" else delivery.attendee_copy(ctx.store, ctx.mailbox, item)
     if copy is None:
         raise ItemError("ErrorItemNotFound", "The meeting this request is for is no longer in the calendar.")
     if copy.props.get("IsOrganizer", True):
-        raise ItemError(f"ErrorCalendarIsOrganizerFor{word}", f"The organizer of a meeting cannot {word.lower()} it.")
+        raise ItemError(f"ErrorCalendarIsOrganizerFor{response}", "The organizer of a meeting cannot answer it.")
     if copy.props.get("IsCancelled"):
-        raise ItemError(f"ErrorCalendarIsCancelledFor{word}", "The meeting has been cancelled.")
+        raise ItemError(f"ErrorCalendarIsCancelledFor{response}", "The meeting has been cancelled.")
     body, saved = _body(elem, "Body"), _saved_copy_folder(ctx, op, disposition)
     if copy.id in ctx.store.items:
         delivery.respond_to_meeting(ctx.store, copy, response, body=body, saved_copy_folder=saved)
