@@ -1,4 +1,4 @@
-"""What happens between mailboxes: mail delivery and meeting invitations, updates and cancellations.
+"""What happens between mailboxes: mail delivery and meeting invitations, updates, cancellations and responses.
 
 Only recipients inside the organisation get anything: mail to outside addresses leaves the sandbox.
 """
@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import recurrence
-from .items import Attendee, Item, Mailbox
-from .store import Sent, Store, User
+from .items import Attendee, Body, Item, Mailbox
+from .store import Folder, Sent, Store, User
 
 SENT_LOG_LIMIT = 1000  # the delivery log keeps the latest meeting messages only (a demo store lives long)
 
@@ -133,8 +133,12 @@ def attendee_copies(store: Store, organizer_item: Item) -> dict[str, Item]:
     return copies
 
 
-def _meeting_message(store: Store, user: User, meeting: Item, element: str, subject_prefix: str = "") -> Item:
+def _meeting_message(store: Store, user: User | None, meeting: Item, element: str, subject_prefix: str = "",
+                     body: Body | None = None, folder: Folder | None = None) -> Item:
+    """A meeting message about `meeting` in `user`'s inbox, or (the organiser's saved copy) in `folder`."""
     props = {name: meeting.props[name] for name in MEETING_FIELDS if name in meeting.props}
+    if body is not None:
+        props["Body"] = body
     organizer: Mailbox = props["Organizer"]
     now = datetime.now(UTC)
     props.update(
@@ -143,14 +147,15 @@ def _meeting_message(store: Store, user: User, meeting: Item, element: str, subj
         Sender=organizer,
         ToRecipients=[a.mailbox for a in meeting.props.get("RequiredAttendees") or []],
         CcRecipients=[a.mailbox for a in meeting.props.get("OptionalAttendees") or []],
-        IsRead=False,
+        IsRead=user is None,
         DateTimeReceived=now,
         DateTimeSent=now,
-        ReceivedBy=user.mailbox,
         InternetMessageId=new_message_id(organizer.email.split("@")[-1]),
-        IsOrganizer=False,
-        ResponseType="NoResponseReceived",
+        IsOrganizer=user is None,
+        ResponseType="NoResponseReceived" if user is not None else "Organizer",
     )
+    if user is not None:
+        props["ReceivedBy"] = user.mailbox
     for name in (
         "RequiredAttendees",
         "OptionalAttendees",
@@ -163,15 +168,23 @@ def _meeting_message(store: Store, user: User, meeting: Item, element: str, subj
     ):
         if element == "MeetingCancellation":
             props.pop(name, None)
-    return store.add_item(store.folder(user.email, "inbox"), element, props, when=now)
+    target = folder if folder is not None else store.folder(user.email if user else "", "inbox")
+    return store.add_item(target, element, props, when=now)
 
 
-def log_sent(store: Store, kind: str, meeting: Item, recipients: list[str]) -> None:
-    """Note a meeting message in the store's delivery log (what `GET /sandbox/stats` lists under "sent")."""
+def save_cancellation(store: Store, meeting: Item, folder: Folder, body: Body | None = None) -> Item:
+    """The organiser's copy of a meeting cancellation they sent, kept in `folder` (their Sent Items)."""
+    return _meeting_message(store, None, meeting, "MeetingCancellation", "Canceled: ", body, folder)
+
+
+def log_sent(store: Store, kind: str, meeting: Item, recipients: list[str], sender: str | None = None) -> None:
+    """Note a meeting message in the store's delivery log (what `GET /sandbox/stats` lists under "sent"); the
+    organiser sends it unless `sender` (an attendee's response) says otherwise."""
     if not recipients:
         return
     organizer = meeting.props.get("Organizer")
-    store.sent.append(Sent(kind, organizer.email if organizer else "", tuple(recipients),
+    sender = sender if sender is not None else organizer.email if organizer else ""
+    store.sent.append(Sent(kind, sender, tuple(recipients),
                            meeting.props.get("Subject") or "", datetime.now(UTC)))
     del store.sent[:-SENT_LOG_LIMIT]
 
@@ -208,9 +221,10 @@ def send_invitations(store: Store, meeting: Item, only: set[str] | None = None, 
     return invited
 
 
-def cancel_meeting(store: Store, meeting: Item, only: set[str] | None = None) -> list[str]:
-    """Cancel a meeting for its attendees: their copies are marked cancelled and free, and a cancellation arrives.
-    Every attendee cancelled for (outside ones too) is noted in the delivery log."""
+def cancel_meeting(store: Store, meeting: Item, only: set[str] | None = None, *, body: Body | None = None) -> list[str]:
+    """Cancel a meeting for its attendees: their copies are marked cancelled and free, and a cancellation arrives
+    (with `body` as its text when the organiser wrote one). Every attendee cancelled for (outside ones too) is noted
+    in the delivery log."""
     # Attendees removed from a meeting are cancelled for by name (`only`): they are no longer among its attendees.
     log_sent(store, "cancellation", meeting, sorted(only) if only is not None
              else [a.mailbox.email for a in _attendees(meeting.props)])
@@ -222,9 +236,169 @@ def cancel_meeting(store: Store, meeting: Item, only: set[str] | None = None) ->
             IsCancelled=True, LegacyFreeBusyStatus="Free", Subject="Canceled: " + (copy.props.get("Subject") or "")
         )
         store.touch(copy)
-        _meeting_message(store, store.users[email], meeting, "MeetingCancellation", "Canceled: ")
+        _meeting_message(store, store.users[email], meeting, "MeetingCancellation", "Canceled: ", body)
         cancelled.append(email)
     return cancelled
+
+
+def cancel_as_organizer(store: Store, meeting: Item, *, body: Body | None = None,
+                        saved_copy_folder: Folder | None = None) -> None:
+    """The organiser cancels a meeting (EWS's CancelCalendarItem, Graph's cancel): it is cancelled for every attendee
+    with `body` as the cancellation's text, and the organiser's item goes to Deleted Items. One occurrence of a
+    series goes from the series, the attendees' too. With `saved_copy_folder` the cancellation sent is kept there."""
+    if saved_copy_folder is not None:
+        save_cancellation(store, meeting, saved_copy_folder, body)
+    if meeting.id not in store.items:  # one occurrence of a series
+        master = store.items[recurrence.master_id_of(meeting.id) or ""]
+        delete_occurrence(master, meeting.props.get("OriginalStart") or meeting.props["Start"])
+        store.touch(master)
+        cancel_occurrence_for_attendees(store, master, meeting, body=body)
+        return
+    cancel_meeting(store, meeting, body=body)
+    deleted_items = store.folder(store.folder_of(meeting).mailbox, "deleteditems")
+    if store.folder_of(meeting) is deleted_items:
+        store.remove_item(meeting)
+    else:
+        store.move_item(meeting, deleted_items)
+
+
+# -- an attendee's response ----------------------------------------------------------------------------------------
+# Per response (MyResponseType): the subject prefix and item class of the message the organiser gets.
+RESPONSE_SUBJECTS = {"Accept": "Accepted: ", "Tentative": "Tentative: ", "Decline": "Declined: "}
+RESPONSE_ITEM_CLASSES = {"Accept": "IPM.Schedule.Meeting.Resp.Pos", "Tentative": "IPM.Schedule.Meeting.Resp.Tent",
+                         "Decline": "IPM.Schedule.Meeting.Resp.Neg"}
+
+
+def organizer_item(store: Store, meeting: Item) -> Item | None:
+    """The organiser's own item of a meeting (an attendee's copy or a meeting message names it by its UID)."""
+    organizer = meeting.props.get("Organizer")
+    if organizer is None or organizer.email not in store.users:
+        return None
+    for item in store.folder(organizer.email, "calendar").items.values():
+        if item.props.get("UID") == meeting.props.get("UID") and item.props.get("IsOrganizer", True):
+            return item
+    return None
+
+
+def attendee_copy(store: Store, mailbox: str, meeting: Item) -> Item | None:
+    """An attendee's copy of a meeting in their calendar (or, declined, in Deleted Items), found from a meeting
+    message by its UID."""
+    for folder in ("calendar", "deleteditems"):
+        for item in store.folder(mailbox, folder).items.values():
+            if item.element == "CalendarItem" and item.props.get("UID") == meeting.props.get("UID"):
+                return item
+    return None
+
+
+def _answered_attendees(props: dict[str, Any], attendee: str, response: str, when: datetime) -> dict[str, list]:
+    """The attendee lists of a meeting's properties with one attendee's response noted; empty when none names them."""
+    changed = {}
+    for name in ("RequiredAttendees", "OptionalAttendees", "Resources"):
+        attendees = list(props.get(name) or [])
+        if any(entry.mailbox.email == attendee for entry in attendees):
+            changed[name] = [entry._replace(response=response, last_response_time=when)
+                             if entry.mailbox.email == attendee else entry for entry in attendees]
+    return changed
+
+
+def _my_response(props: dict[str, Any], response: str, when: datetime) -> dict[str, Any]:
+    """What an attendee's copy (or occurrence) of a meeting shows once they answered."""
+    changes: dict[str, Any] = {"MyResponseType": response, "AppointmentReplyTime": when}
+    if response == "Tentative":
+        changes["LegacyFreeBusyStatus"] = "Tentative"
+    elif props.get("LegacyFreeBusyStatus") == "Tentative":
+        changes["LegacyFreeBusyStatus"] = "Busy"
+    return changes
+
+
+def respond_to_meeting(store: Store, copy: Item, response: str, *, body: Body | None = None,
+                       saved_copy_folder: Folder | None = None, send: bool = True) -> Item:
+    """An attendee answers a meeting ("Accept", "Tentative" or "Decline"), as Exchange does: their copy shows the
+    answer (a declined meeting goes to Deleted Items, which frees the slot, and comes back to the calendar when
+    accepted after all), the meeting requests for it leave the inbox for Deleted Items, the organiser gets a response
+    message and their item shows the attendee's response and its time (unless `send` is false: then the organiser
+    learns nothing). With `saved_copy_folder` the response sent is kept there too. Returns the attendee's copy as it
+    now is."""
+    mailbox = store.folder_of(copy).mailbox
+    now = datetime.now(UTC)
+    copy.props.update(_my_response(copy.props, response, now))
+    store.touch(copy)
+    deleted_items = store.folder(mailbox, "deleteditems")
+    requests = [item for folder in (store.folder(mailbox, "inbox"), deleted_items) for item in folder.items.values()
+                if item.element == "MeetingRequest" and item.props.get("UID") == copy.props.get("UID")]
+    for request in requests:
+        if store.folder_of(request) is deleted_items:  # answered from Deleted Items: deleted for good, as in Exchange
+            store.remove_item(request)
+        else:
+            store.move_item(request, deleted_items)
+    if response == "Decline" and store.folder_of(copy) is not deleted_items:
+        copy = store.move_item(copy, deleted_items)
+    elif response != "Decline" and store.folder_of(copy) is deleted_items:  # accepted after all: back in the calendar
+        copy = store.move_item(copy, store.folder(mailbox, "calendar"))
+    if not send:
+        return copy
+    organizers = organizer_item(store, copy)
+    if organizers is not None and (changed := _answered_attendees(organizers.props, mailbox, response, now)):
+        organizers.props.update(changed)
+        store.touch(organizers)
+    _send_response(store, mailbox, copy, response, body, saved_copy_folder, now)
+    return copy
+
+
+def respond_to_occurrence(store: Store, master: Item, occurrence: Item, response: str, *, body: Body | None = None,
+                          saved_copy_folder: Folder | None = None, send: bool = True) -> None:
+    """An attendee answers one occurrence of a series: it becomes an exception of their series showing the answer
+    (a declined one leaves their series), the organiser gets a response for that occurrence and their occurrence
+    shows the attendee's response and its time (unless `send` is false)."""
+    mailbox = store.folder_of(master).mailbox
+    now = datetime.now(UTC)
+    original = occurrence.props.get("OriginalStart") or occurrence.props["Start"]
+    times = {"Start": occurrence.props["Start"], "End": occurrence.props["End"]}
+    if response == "Decline":
+        delete_occurrence(master, original)
+    else:
+        recurrence.set_exception(master, original, {**times, **_my_response(occurrence.props, response, now)})
+    store.touch(master)
+    if not send:
+        return
+    organizers = organizer_item(store, master)
+    theirs = store.occurrence(recurrence.occurrence_id(organizers, original)) if organizers is not None else None
+    if organizers is not None and theirs is not None and (
+            changed := _answered_attendees(theirs.props, mailbox, response, now)):
+        recurrence.set_exception(organizers, original, {"Start": theirs.props["Start"], "End": theirs.props["End"],
+                                                        **changed})
+        store.touch(organizers)
+    _send_response(store, mailbox, occurrence, response, body, saved_copy_folder, now, recurrence_id=original)
+
+
+def _send_response(store: Store, mailbox: str, meeting: Item, response: str, body: Body | None,
+                   saved_copy_folder: Folder | None, now: datetime, recurrence_id: datetime | None = None) -> None:
+    """The response message from attendee `mailbox` about `meeting` (or its occurrence at `recurrence_id`): in the
+    organiser's inbox, in the delivery log, and kept in `saved_copy_folder` when given."""
+    user = store.users[mailbox]
+    organizer: Mailbox = meeting.props["Organizer"]
+    props = {name: meeting.props[name] for name in ("Start", "End", "Location", "UID") if name in meeting.props}
+    if recurrence_id is not None:
+        props["RecurrenceId"] = recurrence_id
+    elif "Recurrence" in meeting.props:
+        props["Recurrence"] = meeting.props["Recurrence"]
+    props.update(
+        ItemClass=RESPONSE_ITEM_CLASSES[response],
+        Subject=RESPONSE_SUBJECTS[response] + (meeting.props.get("Subject") or ""),
+        Body=body or Body("Text", ""),
+        ResponseType=response,
+        IsOrganizer=False,
+        ToRecipients=[organizer],
+    )
+    message_defaults(props, user.mailbox, now)
+    log_sent(store, "response", meeting, [organizer.email], sender=mailbox)
+    if organizer.email in store.users:
+        owner = store.users[organizer.email]
+        store.add_item(store.folder(owner.email, "inbox"), "MeetingResponse",
+                       {**props, "IsRead": False, "ReceivedBy": owner.mailbox, "ReceivedRepresenting": owner.mailbox},
+                       when=now)
+    if saved_copy_folder is not None:
+        store.add_item(saved_copy_folder, "MeetingResponse", {**props, "IsRead": True, "IsFromMe": True}, when=now)
 
 
 # -- one occurrence of a series ------------------------------------------------------------------------------------
@@ -254,15 +428,16 @@ def update_occurrence_for_attendees(store: Store, master: Item, original_start: 
     return updated
 
 
-def cancel_occurrence_for_attendees(store: Store, master: Item, occurrence: Item) -> list[str]:
-    """The organiser deleted one occurrence: it goes from the attendees' copies and a cancellation arrives. Every
-    attendee (outside ones too) is noted in the delivery log."""
+def cancel_occurrence_for_attendees(store: Store, master: Item, occurrence: Item, *,
+                                    body: Body | None = None) -> list[str]:
+    """The organiser deleted one occurrence: it goes from the attendees' copies and a cancellation arrives (with
+    `body` as its text, when given). Every attendee (outside ones too) is noted in the delivery log."""
     original = occurrence.props.get("OriginalStart") or occurrence.props["Start"]
     log_sent(store, "cancellation", occurrence, [a.mailbox.email for a in _attendees(occurrence.props)])
     cancelled = []
     for email, copy in attendee_copies(store, master).items():
         delete_occurrence(copy, original)
         store.touch(copy)
-        _meeting_message(store, store.users[email], occurrence, "MeetingCancellation", "Canceled: ")
+        _meeting_message(store, store.users[email], occurrence, "MeetingCancellation", "Canceled: ", body)
         cancelled.append(email)
     return cancelled

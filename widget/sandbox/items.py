@@ -60,6 +60,7 @@ MEETING_REQUEST_ORDER = (
     ).split()
 )
 MEETING_CANCELLATION_ORDER = MEETING_MESSAGE_ORDER + "Start End Location Recurrence CalendarItemType".split()
+MEETING_RESPONSE_ORDER = MEETING_CANCELLATION_ORDER + "ProposedStart ProposedEnd".split()
 CALENDAR_ORDER = (
     ITEM_ORDER
     + (
@@ -87,6 +88,7 @@ ORDER_BY_ELEMENT: dict[str, list[str]] = {
     "Message": MESSAGE_ORDER,
     "MeetingRequest": MEETING_REQUEST_ORDER,
     "MeetingCancellation": MEETING_CANCELLATION_ORDER,
+    "MeetingResponse": MEETING_RESPONSE_ORDER,
     "CalendarItem": CALENDAR_ORDER,
     "Task": TASK_ORDER,
 }
@@ -94,6 +96,7 @@ ITEM_CLASS_BY_ELEMENT = {
     "Message": "IPM.Note",
     "MeetingRequest": "IPM.Schedule.Meeting.Request",
     "MeetingCancellation": "IPM.Schedule.Meeting.Canceled",
+    "MeetingResponse": "IPM.Schedule.Meeting.Resp.Pos",
     "CalendarItem": "IPM.Appointment",
     "Task": "IPM.Task",
 }
@@ -101,7 +104,7 @@ ITEM_CLASS_BY_ELEMENT = {
 DATETIME_FIELDS = frozenset(
     "DateTimeReceived DateTimeSent DateTimeCreated LastModifiedTime ReminderDueBy ReminderNextTime Start End "
     "OriginalStart DateTimeStamp AppointmentReplyTime AssignedTime CompleteDate DueDate StartDate "
-    "RecurrenceId".split()
+    "RecurrenceId ProposedStart ProposedEnd".split()
 )
 BOOL_FIELDS = frozenset(
     "IsSubmitted IsDraft IsFromMe IsResend IsUnmodified ReminderIsSet HasAttachments IsAssociated "
@@ -146,10 +149,11 @@ class Mailbox(NamedTuple):
 
 
 class Attendee(NamedTuple):
-    """A meeting attendee and how they answered."""
+    """A meeting attendee, how they answered and when (their response as the organiser's item tracks it)."""
 
     mailbox: Mailbox
     response: str = "Unknown"
+    last_response_time: datetime | None = None
 
 
 class Attachment(NamedTuple):
@@ -230,6 +234,11 @@ def parse_mailbox(elem: etree._Element | None) -> Mailbox | None:
     return Mailbox(email=address.lower(), name=(elem.findtext(t("Name")) or "").strip())
 
 
+def _optional_datetime(elem: etree._Element, name: str) -> datetime | None:
+    text = elem.findtext(t(name))
+    return parse_datetime(text) if text else None
+
+
 def parse_property(elem: etree._Element) -> Any:
     """The Python value of one property element sent by a client."""
     name = local(elem)
@@ -249,7 +258,8 @@ def parse_property(elem: etree._Element) -> Any:
         return [box for box in (parse_mailbox(child) for child in elem) if box]
     if name in ATTENDEE_LIST_FIELDS:
         return [
-            Attendee(box, (child.findtext(t("ResponseType")) or "Unknown"))
+            Attendee(box, child.findtext(t("ResponseType")) or "Unknown",
+                     _optional_datetime(child, "LastResponseTime"))
             for child in elem
             if (box := parse_mailbox(child.find(t("Mailbox"))))
         ]
@@ -403,6 +413,8 @@ def _render_value(parent: etree._Element, name: str, value: Any) -> None:
             holder = sub(container, t("Attendee"))
             attendee.mailbox.as_xml(holder)
             sub(holder, t("ResponseType"), attendee.response)
+            if attendee.last_response_time is not None:
+                sub(holder, t("LastResponseTime"), format_datetime(attendee.last_response_time))
     elif name in STRING_LIST_FIELDS:
         container = sub(parent, t(name))
         for text in value:

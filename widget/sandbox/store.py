@@ -70,9 +70,9 @@ class User:
 
 class Sent(NamedTuple):
     """A meeting message the organisation sent: an invitation, an update or a cancellation, to every attendee named
-    (people outside the organisation included, who get nothing else from the sandbox)."""
+    (people outside the organisation included, who get nothing else from the sandbox), or an attendee's response."""
 
-    kind: str  # "invitation", "update" or "cancellation"
+    kind: str  # "invitation", "update", "cancellation" or "response"
     sender: str
     recipients: tuple[str, ...]
     subject: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from exchangelib import EWSDateTime, EWSTimeZone, Mailbox
-from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, CalendarItem, Message
+from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, CalendarItem, MeetingCancellation, MeetingResponse, Message
 from exchangelib.properties import Attendee
 from exchangelib.recurrence import DailyPattern, Recurrence
 from graph_client import Graph
@@ -116,3 +116,95 @@ def test_an_ews_series_shows_over_graph_as_occurrences_and_exceptions_without_it
     # The series changed: the calendar view's next round gives what changed in the window.
     changes, _, _ = graph.delta_round(delta_link)
     assert "exception" in {c.get("type") for c in changes} and all(c.get("type") != "seriesMaster" for c in changes)
+
+
+def _pricing_review(alice) -> tuple[CalendarItem, dict[str, str]]:  # noqa: ANN001 - an exchangelib Account
+    """Alice invites Bob over EWS, a week from now; the meeting and a calendarView window of its day."""
+    day = (datetime.now(UTC) + timedelta(days=7)).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = EWSDateTime.from_datetime(day.replace(hour=10)).astimezone(EWSTimeZone("UTC"))
+    meeting = CalendarItem(account=alice, folder=alice.calendar, subject="Pricing review", start=start,
+                           end=start + timedelta(hours=1),
+                           required_attendees=[Attendee(mailbox=Mailbox(email_address="bob@contoso.com"),
+                                                        response_type="Unknown")])
+    meeting.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+    window = {"startDateTime": day.isoformat().replace("+00:00", "Z"),
+              "endDateTime": (day + timedelta(days=1)).isoformat().replace("+00:00", "Z")}
+    return meeting, window
+
+
+def test_an_ews_response_shows_over_graph_on_both_sides(account, graph: Graph) -> None:
+    alice, bob = account("alice@contoso.com"), account("bob@contoso.com")
+    _, window = _pricing_review(alice)
+    [bobs] = graph.ok("GET", f"{BOB}/calendarView", params=window)["value"]
+    assert bobs["responseStatus"] == {"response": "notResponded", "time": "0001-01-01T00:00:00Z"}
+    before = datetime.now(UTC).replace(microsecond=0)
+
+    [copy] = bob.calendar.all()
+    copy.tentatively_accept()
+
+    [bobs] = graph.ok("GET", f"{BOB}/calendarView", params=window)["value"]
+    assert bobs["responseStatus"]["response"] == "tentativelyAccepted" and bobs["showAs"] == "tentative"
+    assert before <= datetime.fromisoformat(bobs["responseStatus"]["time"]) <= datetime.now(UTC)
+    [alices] = graph.ok("GET", f"{ALICE}/calendarView", params=window)["value"]
+    [attendee] = alices["attendees"]
+    assert attendee["emailAddress"]["address"] == "bob@contoso.com"
+    assert attendee["status"]["response"] == "tentativelyAccepted"
+    assert before <= datetime.fromisoformat(attendee["status"]["time"]) <= datetime.now(UTC)
+    [response] = graph.ok("GET", f"{ALICE}/mailFolders/inbox/messages")["value"]
+    assert response["@odata.type"] == "#microsoft.graph.eventMessage"
+    assert (response["subject"], response["meetingMessageType"]) == ("Tentative: Pricing review",
+                                                                     "meetingTenativelyAccepted")
+    assert response["from"]["emailAddress"]["address"] == "bob@contoso.com"
+
+
+def test_an_ews_cancellation_shows_over_graph(account, graph: Graph) -> None:
+    alice = account("alice@contoso.com")
+    meeting, window = _pricing_review(alice)
+    alice.calendar.get(id=meeting.id).cancel()
+
+    assert graph.ok("GET", f"{ALICE}/calendarView", params=window)["value"] == []
+    [bobs] = graph.ok("GET", f"{BOB}/calendarView", params=window)["value"]
+    assert (bobs["subject"], bobs["isCancelled"], bobs["showAs"]) == ("Canceled: Pricing review", True, "free")
+    messages = graph.ok("GET", f"{BOB}/mailFolders/inbox/messages")["value"]
+    assert sorted((m["meetingMessageType"], m["subject"]) for m in messages) == [
+        ("meetingCancelled", "Canceled: Pricing review"), ("meetingRequest", "Pricing review")]
+
+
+def test_a_graph_response_shows_over_ews_and_goes_unsent_when_asked(account, graph: Graph) -> None:
+    alice, bob = account("alice@contoso.com"), account("bob@contoso.com")
+    meeting, window = _pricing_review(alice)
+    [bobs] = graph.ok("GET", f"{BOB}/calendarView", params=window)["value"]
+
+    graph.ok("POST", f"{BOB}/events/{bobs['id']}/tentativelyAccept", {"sendResponse": False}, status=202)
+    [copy] = bob.calendar.all()
+    assert copy.my_response_type == "Tentative" and copy.legacy_free_busy_status == "Tentative"
+    assert [a.response_type for a in alice.calendar.get(id=meeting.id).required_attendees] == ["Unknown"]
+    assert [item for item in alice.inbox.all() if isinstance(item, MeetingResponse)] == []
+
+    graph.ok("POST", f"{BOB}/events/{bobs['id']}/decline", {"Comment": "Out that day.", "SendResponse": True},
+             status=202)
+    assert list(bob.calendar.all()) == []
+    [attendee] = alice.calendar.get(id=meeting.id).required_attendees
+    assert attendee.response_type == "Decline" and attendee.last_response_time is not None
+    [response] = [item for item in alice.inbox.all() if isinstance(item, MeetingResponse)]
+    assert (response.subject, response.body) == ("Declined: Pricing review", "Out that day.")
+    assert [item.subject for item in bob.sent.all()] == ["Declined: Pricing review"]
+
+
+def test_a_graph_cancellation_shows_over_ews_and_only_the_organiser_may_cancel(account, graph: Graph) -> None:
+    alice, bob = account("alice@contoso.com"), account("bob@contoso.com")
+    _, window = _pricing_review(alice)
+    [bobs] = graph.ok("GET", f"{BOB}/calendarView", params=window)["value"]
+    refused = graph.request("POST", f"{BOB}/events/{bobs['id']}/cancel", json={"comment": "Not mine"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == (
+        "Your request can't be completed. You need to be an organizer to cancel a meeting.")
+    [alices] = graph.ok("GET", f"{ALICE}/calendarView", params=window)["value"]
+    assert graph.request("POST", f"{ALICE}/events/{alices['id']}/accept", json={}).status_code == 400
+
+    graph.ok("POST", f"{ALICE}/events/{alices['id']}/cancel", {"comment": "Postponed."}, status=202)
+    [copy] = bob.calendar.all()
+    assert copy.subject == "Canceled: Pricing review" and copy.is_cancelled is True
+    [cancellation] = [item for item in bob.inbox.all() if isinstance(item, MeetingCancellation)]
+    assert cancellation.body == "Postponed."
+    assert list(alice.calendar.all()) == [] and [item.subject for item in alice.trash.all()] == ["Pricing review"]

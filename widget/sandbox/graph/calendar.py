@@ -73,6 +73,11 @@ def event_type(item: Item) -> str:
     return EVENT_TYPES.get(str(item.value("CalendarItemType") or "Single"), "singleInstance")
 
 
+def _response_time(when: datetime | None) -> str:
+    """A responseStatus time: when the answer came, or Graph's zero date for none yet."""
+    return format_datetime(when) if when is not None else "0001-01-01T00:00:00Z"
+
+
 def event_json(req: GraphRequest, item: Item, zone: str | None = None) -> dict[str, Any]:
     """An event, its times in `zone` (the request's outlook.timezone by default)."""
     zone = zone or _zone(req)
@@ -80,7 +85,7 @@ def event_json(req: GraphRequest, item: Item, zone: str | None = None) -> dict[s
     kind = event_type(item)
     organizer: Mailbox | None = props.get("Organizer")
     attendees = [{"type": kind_name, "status": {"response": RESPONSES.get(a.response, "none"),
-                                                "time": "0001-01-01T00:00:00Z"},
+                                                "time": _response_time(a.last_response_time)},
                   "emailAddress": {"name": a.mailbox.name or a.mailbox.email, "address": a.mailbox.email}}
                  for field, kind_name in ATTENDEE_LISTS for a in props.get(field) or []]
     is_organizer = bool(props.get("IsOrganizer", True))
@@ -112,7 +117,7 @@ def event_json(req: GraphRequest, item: Item, zone: str | None = None) -> dict[s
         "type": kind,
         "responseStatus": {"response": "organizer" if is_organizer else RESPONSES.get(
             str(props.get("MyResponseType") or "NoResponseReceived"), "notResponded"),
-                           "time": "0001-01-01T00:00:00Z"},
+                           "time": _response_time(None if is_organizer else props.get("AppointmentReplyTime"))},
         "body": body_json(props.get("Body")),
         "start": date_time_time_zone(props["Start"], zone),
         "end": date_time_time_zone(props["End"], zone),
@@ -439,6 +444,57 @@ def delete_event(req: GraphRequest, event_id: str) -> GraphReply:
         delivery.cancel_meeting(store, item)
     store.remove_item(item)
     return GraphReply(204)
+
+
+# Graph's response actions on an event, and the MyResponseType each gives.
+RESPONSE_ACTIONS = {"accept": "Accept", "tentativelyAccept": "Tentative", "decline": "Decline"}
+
+
+def respond_to_event(req: GraphRequest, event_id: str, action: str) -> GraphReply:
+    """POST events/{id}/accept, tentativelyAccept or decline {comment, sendResponse}: 202; the attendee's answer, as
+    over EWS: their event shows it and, unless sendResponse is false, the organiser gets a response message and their
+    event shows the attendee's response."""
+    data = req.action_parameters()
+    unknown = set(data) - {"comment", "sendResponse"}
+    if unknown:
+        raise bad_request(f"Property '{sorted(unknown)[0]}' is not supported by the sandbox's {action} action.",
+                          "RequestBodyRead")
+    comment, send = data.get("comment"), data.get("sendResponse", True)
+    if not isinstance(comment, str | None) or not isinstance(send, bool):
+        raise bad_request("'comment' must be text and 'sendResponse' true or false.")
+    store = req.store
+    item = find_event(req, event_id)
+    if item.props.get("IsOrganizer", True):
+        raise bad_request("Your request can't be completed. You can't respond to a meeting you organized.")
+    if item.props.get("IsCancelled"):
+        raise bad_request("Your request can't be completed. The meeting has been canceled.")
+    body = Body("Text", comment) if comment else None
+    saved = store.folder(req.mailbox, "sentitems") if send else None
+    response = RESPONSE_ACTIONS[action]
+    if item.id in store.items:
+        delivery.respond_to_meeting(store, item, response, body=body, saved_copy_folder=saved, send=send)
+    else:
+        master = store.items[recurrence.master_id_of(item.id) or ""]
+        delivery.respond_to_occurrence(store, master, item, response, body=body, saved_copy_folder=saved, send=send)
+    return GraphReply(202)
+
+
+def cancel_event(req: GraphRequest, event_id: str) -> GraphReply:
+    """POST events/{id}/cancel {comment}: 202; the organiser cancels the meeting (or one occurrence) for every
+    attendee with the comment as the cancellation's text, and their event goes to Deleted Items."""
+    data = req.action_parameters()
+    unknown = set(data) - {"comment"}
+    if unknown:
+        raise bad_request(f"Property '{sorted(unknown)[0]}' does not exist on the cancel action.", "RequestBodyRead")
+    comment = data.get("comment")
+    if not isinstance(comment, str | None):
+        raise bad_request("'comment' must be text.")
+    item = find_event(req, event_id)
+    if not item.props.get("IsOrganizer", True):
+        raise bad_request("Your request can't be completed. You need to be an organizer to cancel a meeting.")
+    delivery.cancel_as_organizer(req.store, item, body=Body("Text", comment) if comment else None,
+                                 saved_copy_folder=req.store.folder(req.mailbox, "sentitems"))
+    return GraphReply(202)
 
 
 # -- free/busy ---------------------------------------------------------------------------------------------------

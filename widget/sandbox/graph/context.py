@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 IMMUTABLE_PREFIX = "AAkALgImm"
 _PREFER_PART = re.compile(r'\s*([^=;,\s]+)\s*(?:=\s*("[^"]*"|[^;,]*))?')
 
+# The item elements that Graph shows as messages (meeting messages are eventMessages).
+MESSAGE_ELEMENTS = ("Message", "MeetingRequest", "MeetingCancellation", "MeetingResponse")
+
 
 def parse_prefer(headers: dict[str, str]) -> dict[str, str]:
     """The preferences of a ``Prefer`` header (RFC 7240), e.g. {"odata.maxpagesize": "100", "IdType": "ImmutableId"}."""
@@ -94,7 +97,7 @@ class GraphRequest:
     # -- ids ---------------------------------------------------------------------------------------------------
     def item_id(self, item: Item) -> str:
         """The id to give the client for an item: its REST id, or its immutable id when asked for."""
-        if self.immutable_ids and item.element in ("Message", "MeetingRequest", "MeetingCancellation"):
+        if self.immutable_ids and item.element in MESSAGE_ELEMENTS:
             return self.front.immutable_id(item)
         return graph_id(item.id)
 

@@ -13,7 +13,7 @@ from typing import Any
 from .. import delivery
 from ..items import Attachment, Body, Item, Mailbox, new_id
 from ..store import Folder
-from .context import GraphReply, GraphRequest, collection, pick, require, shared_props, writable_props
+from .context import MESSAGE_ELEMENTS, GraphReply, GraphRequest, collection, pick, require, shared_props, writable_props
 from .convert import (
     GraphError,
     bad_request,
@@ -28,10 +28,12 @@ from .convert import (
 )
 from .delta import log_delta
 
-MESSAGE_ELEMENTS = ("Message", "MeetingRequest", "MeetingCancellation")
 # Attachment contents live beside the item's EWS properties, under a name EWS never renders.
 ATTACHMENT_CONTENT = "_AttachmentContent"
 MESSAGE_TYPE_BY_ELEMENT = {"MeetingRequest": "meetingRequest", "MeetingCancellation": "meetingCancelled"}
+# An attendee's response to a meeting (a MeetingResponse), by its ResponseType.
+RESPONSE_MESSAGE_TYPES = {"Accept": "meetingAccepted", "Tentative": "meetingTenativelyAccepted",
+                          "Decline": "meetingDeclined"}
 RECIPIENT_LISTS = {"toRecipients": "ToRecipients", "ccRecipients": "CcRecipients", "bccRecipients": "BccRecipients",
                    "replyTo": "ReplyTo"}
 MAIL_FOLDER_ROOT = "msgfolderroot"
@@ -57,7 +59,9 @@ def message_json(req: GraphRequest, item: Item, select: set[str] | None = None) 
     """A message (an eventMessage for meeting requests and cancellations), limited to `select`."""
     props = item.props
     data: dict[str, Any] = {}
-    if item.element in MESSAGE_TYPE_BY_ELEMENT:
+    meeting_message_type = (RESPONSE_MESSAGE_TYPES.get(str(props.get("ResponseType")), "none")
+                            if item.element == "MeetingResponse" else MESSAGE_TYPE_BY_ELEMENT.get(item.element))
+    if meeting_message_type is not None:
         data["@odata.type"] = "#microsoft.graph.eventMessage"
     data.update({
         "@odata.etag": f'W/"{item.change_key}"',
@@ -89,8 +93,8 @@ def message_json(req: GraphRequest, item: Item, select: set[str] | None = None) 
         "replyTo": [recipient(box) for box in props.get("ReplyTo") or []],
         "flag": {"flagStatus": props.get(FLAG_STATUS, "notFlagged")},
     })
-    if item.element in MESSAGE_TYPE_BY_ELEMENT:
-        data["meetingMessageType"] = MESSAGE_TYPE_BY_ELEMENT[item.element]
+    if meeting_message_type is not None:
+        data["meetingMessageType"] = meeting_message_type
     return pick(data, select)
 
 

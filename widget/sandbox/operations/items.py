@@ -13,7 +13,7 @@ from .. import delivery, recurrence
 from ..items import Item, Shape, item_id_element, parse_properties, parse_property, render_item
 from ..soap import EwsFault, ItemError, local, m, operation_response, response_message, sub, t
 from ..store import Folder
-from . import Context, operation
+from . import Context, operation, responses
 
 _ITEM_ELEMENTS = {"Message", "CalendarItem", "Task"}
 _SEND_INVITATIONS = {"SendToNone", "SendOnlyToAll", "SendToAllAndSaveCopy"}
@@ -134,6 +134,9 @@ def _validate_calendar(props: dict[str, Any]) -> None:
 
 def _create_one(ctx: Context, op: etree._Element, elem: etree._Element) -> Item | None:
     element = local(elem)
+    if element in responses.RESPONSE_OBJECTS:
+        responses.create_response(ctx, op, elem)
+        return None
     if element not in _ITEM_ELEMENTS:
         raise ItemError("ErrorInvalidItemForOperationCreateItem", f"{element} items cannot be created here.")
     props = parse_properties(elem)
@@ -168,8 +171,8 @@ def _create_one(ctx: Context, op: etree._Element, elem: etree._Element) -> Item 
 
 @operation("CreateItem", mutates=True)
 def create_item(ctx: Context, op: etree._Element) -> etree._Element:
-    """CreateItem: messages (SaveOnly/SendOnly/SendAndSaveCopy), calendar items (with or without invitations)
-    and tasks."""
+    """CreateItem: messages (SaveOnly/SendOnly/SendAndSaveCopy), calendar items (with or without invitations),
+    tasks, and the response objects of meetings (accept, tentatively accept, decline, cancel)."""
     items = op.find(m("Items"))
     response, messages = operation_response("CreateItem")
     for elem in items if items is not None else []:
@@ -329,6 +332,8 @@ def delete_item(ctx: Context, op: etree._Element) -> etree._Element:
             item = find_item(ctx, ref)
             if item.id not in store.items:
                 _delete_occurrence(ctx, item, notify=cancellations not in (None, "SendToNone"))
+                if cancellations == "SendToAllAndSaveCopy" and item.props.get("IsOrganizer", True):
+                    delivery.save_cancellation(store, item, store.folder(ctx.mailbox, "sentitems"))
                 response_message(messages, "DeleteItem")
                 continue
             folder = store.folder_of(item)
@@ -338,6 +343,8 @@ def delete_item(ctx: Context, op: etree._Element) -> etree._Element:
                 and item.props.get("IsOrganizer", True)
             ):
                 delivery.cancel_meeting(store, item)
+                if cancellations == "SendToAllAndSaveCopy":
+                    delivery.save_cancellation(store, item, store.folder(ctx.mailbox, "sentitems"))
             deleted_items = store.folder(folder.mailbox, "deleteditems")
             dumpster = store.folder(folder.mailbox, "recoverableitemsdeletions")
             if delete_type == "MoveToDeletedItems" and folder is not deleted_items:
