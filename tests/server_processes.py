@@ -4,7 +4,7 @@ answer after a start, several workers on one database) and the sandbox by `flask
 from __future__ import annotations
 
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 30.0
 
 
@@ -23,12 +23,6 @@ def _environment(**extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("WIDGET_")}
     env.update(extra)
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -42,12 +36,12 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def widget_server(instance: Path, log: Path, **env: str) -> Iterator[str]:
-    """The widget served by `flask run` on a free port, with WIDGET_* settings from `env`; yields its base URL once
-    it listens (found by connecting, not by asking it anything: the first request is the test's)."""
-    port = _free_port()
+    """The widget served by `flask run` on a port the system picks, with WIDGET_* settings from `env`; yields its base
+    URL once it listens (read from its own banner, not by asking it anything: the first request is the test's; a
+    port picked beforehand could be taken meanwhile by another test's server)."""
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "widget", "run", "--port", str(port), "--no-reload"],
+            [sys.executable, "-m", "flask", "--app", "widget", "run", "--port", "0", "--no-reload"],
             env=_environment(WIDGET_INSTANCE_PATH=str(instance), **env), cwd=ROOT, stdout=output,
             stderr=subprocess.STDOUT)
     try:
@@ -55,12 +49,11 @@ def widget_server(instance: Path, log: Path, **env: str) -> Iterator[str]:
         while True:
             assert process.poll() is None, f"the widget did not start:\n{log.read_text()}"
             assert time.monotonic() < deadline, f"the widget did not listen in time:\n{log.read_text()}"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            listening = re.search(r"Running on http://127\.0\.0\.1:(\d+)", log.read_text())
+            if listening:
                 break
-            except OSError:
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{listening.group(1)}"
     finally:
         _stop(process)
 

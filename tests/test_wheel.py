@@ -9,7 +9,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,12 +18,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -42,6 +35,7 @@ def _run(*command: str | Path, cwd: Path) -> None:
 
 def test_it_serves_pages_static_files_and_htmx_from_a_wheel_installed_outside_the_checkout(tmp_path):
     wheels, venv, instance, elsewhere = (tmp_path / name for name in ("wheels", "venv", "instance", "elsewhere"))
+    log = tmp_path / "gunicorn.log"
     elsewhere.mkdir()
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheels, ROOT,
          cwd=elsewhere)
@@ -49,23 +43,20 @@ def test_it_serves_pages_static_files_and_htmx_from_a_wheel_installed_outside_th
     _run(sys.executable, "-m", "venv", venv, cwd=elsewhere)
     _run(venv / "bin" / "pip", "install", "-q", f"{wheel}[deploy]", cwd=elsewhere)
 
-    port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update(WIDGET_INSTANCE_PATH=str(instance), PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
     server = subprocess.Popen(
-        [str(venv / "bin" / "gunicorn"), "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}",
+        [str(venv / "bin" / "gunicorn"), "--workers", str(WORKERS), "--bind", "127.0.0.1:0", "--log-file", str(log),
          "widget:create_app()"],
-        cwd=elsewhere, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=elsewhere, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        base = f"http://127.0.0.1:{port}"
+        # The port the system picked, from gunicorn's log (one picked beforehand could be taken by another test).
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.2)
+        while not (listening := re.search(r"Listening at: http://127\.0\.0\.1:(\d+)",
+                                          log.read_text() if log.exists() else "")):
+            assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.2)
+        base = f"http://127.0.0.1:{listening.group(1)}"
         # Every worker's first request migrates the fresh database: they must wait for each other, not collide.
         with concurrent.futures.ThreadPoolExecutor(max_workers=4 * WORKERS) as pool:
             answers = list(pool.map(_get, [f"{base}/signin"] * (4 * WORKERS)))
@@ -84,5 +75,6 @@ def test_it_serves_pages_static_files_and_htmx_from_a_wheel_installed_outside_th
         assert Path(location.strip()).is_relative_to(venv)
     finally:
         server.terminate()
-        output = server.communicate(timeout=30)[0]
+        server.wait(timeout=30)
+    output = log.read_text()
     assert "Traceback" not in output, output[-3000:]
