@@ -20,6 +20,7 @@ from ..exchange.port import MailboxPort
 from ..exchange.values import SyncPage
 from ..extensions import db
 from ..models import DirectoryAddition, FolderSync, User, UserStatus
+from .email import MailRules, apply_mail_page
 from .pages import FolderResult, folder_state
 
 MAX_ADDRESSES = 50  # addresses one catch-up searches for; more at once are cheaper as a full pass
@@ -50,13 +51,11 @@ def pending(user: User, upto: int | None = None) -> list[str]:
     return sorted(set(db.session.scalars(query)))
 
 
-def catch_up(user: User, port: MailboxPort, folders: list[FolderResult], rules: object, *, upto: int,
+def catch_up(user: User, port: MailboxPort, folders: list[FolderResult], rules: MailRules, *, upto: int,
              now: datetime) -> None:
     """Search the user's mail folders for the addresses learnt since their last catch-up (up to addition `upto`)
     and store the matching mail of the history window; then the mailbox has caught up (committed)."""
-    from .email import _apply_page
-
-    addresses = [a for a in pending(user, upto) if not rules.excluded_address(a)]  # type: ignore[attr-defined]
+    addresses = [a for a in pending(user, upto) if not rules.excluded_address(a)]
     searched = [result for result in folders if not result.fresh_pass]
     if addresses and searched:
         if len(addresses) > MAX_ADDRESSES:
@@ -64,14 +63,14 @@ def catch_up(user: User, port: MailboxPort, folders: list[FolderResult], rules: 
             db.session.execute(update(FolderSync).where(FolderSync.user_id == user.id, FolderSync.folder.in_(names))
                                .values(sync_state=None))
         else:
-            since = now - timedelta(days=rules.history_days)  # type: ignore[attr-defined]
+            since = now - timedelta(days=rules.history_days)
             for result in searched:
                 state = folder_state(user, result.folder)
                 for address in addresses:
                     found = port.messages_with(result.folder, address, since)
                     if found:
-                        _apply_page(user, result.folder, state, SyncPage(changed=found, done=True), rules, result,
-                                    now)
+                        apply_mail_page(user, result.folder, state, SyncPage(changed=found, done=True), rules,
+                                        result, now)
                         db.session.commit()
     user.caught_up_addition = max(upto, user.caught_up_addition or 0)
     db.session.commit()

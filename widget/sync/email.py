@@ -136,7 +136,7 @@ def _set_addresses(stored: list[tuple[int, MessageSummary]], *, new: bool) -> No
         db.session.execute(db.insert(EmailAddress), rows)
 
 
-def _apply_page(user: User, folder: str, state: FolderSync, page: SyncPage, rules: MailRules, result: FolderResult,
+def apply_mail_page(user: User, folder: str, state: FolderSync, page: SyncPage, rules: MailRules, result: FolderResult,
                 now: datetime) -> None:
     """Apply one page's changes to the stored emails (the pipeline stores the page's state with them)."""
     # A message sent from the widget is stored at once; its copy from Sent Items takes over that row.
@@ -212,7 +212,7 @@ class MailFolderPass:
 
     def apply_page(self, state: FolderSync, page: SyncPage) -> int:
         """Store the page's wanted new mail, its changes, deletes and read flags."""
-        _apply_page(self.user, self.folder, state, page, self.rules, self.result, self.now)
+        apply_mail_page(self.user, self.folder, state, page, self.rules, self.result, self.now)
         return len(page.changed) + len(page.deleted) + len(page.read_flags)
 
     def finish_full_pass(self, state: FolderSync) -> None:

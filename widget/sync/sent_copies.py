@@ -70,7 +70,7 @@ def _recipients(pairs: Iterable[Sequence[str]]) -> frozenset[str]:
 def reconcile_sent_copy(user: User, folder: str, messages: Sequence[MessageSummary]) -> dict[str, Email]:
     """Claim the widget's sent-copy placeholders for Exchange's copies of them in a sync page.
 
-    For the sync engine, as the first statement of widget/sync/email.py `_apply_page`:
+    For the sync engine, as the first statement of widget/sync/email.py `apply_mail_page`:
     `reconcile_sent_copy(user, folder, page.changed)`. Each claimed placeholder then carries Exchange's item id
     and no change key, so the engine's own query of stored items (which flushes first) finds it, and its update
     path fills in Exchange's fields and body: the email keeps its row and id, and no second row is created.

@@ -25,7 +25,7 @@ from exchangelib.properties import DaylightTime, Email, MailboxData, StandardTim
 from exchangelib.services.get_user_availability import GetUserAvailability
 from exchangelib.util import TNS, add_xml_child, create_element, set_xml_value
 
-from ..values import Availability, WorkingHours, WorkingPeriod
+from ..values import Availability, BusyEvent, WorkingHours, WorkingPeriod
 
 BUSY_TYPES = ("Free", "Tentative", "Busy", "OOF", "WorkingElsewhere", "NoData")
 VIEWS = ("MergedOnly", "FreeBusy", "FreeBusyMerged", "Detailed", "DetailedMerged")
@@ -45,20 +45,6 @@ class AvailabilityError(Exception):
 
 
 @dataclass(frozen=True)
-class BusyEvent:
-    """One calendar event of an attendee; the details are there only when Exchange lets the caller see them."""
-
-    start: datetime
-    end: datetime
-    busy_type: str
-    subject: str | None = None
-    location: str | None = None
-    is_meeting: bool = False
-    is_recurring: bool = False
-    is_private: bool = False
-
-
-@dataclass(frozen=True)
 class AttendeeAvailability:
     """What Exchange says of one attendee: an error code, or the merged free/busy, events and working hours."""
 
@@ -68,7 +54,7 @@ class AttendeeAvailability:
     view_type: str = "None"
     merged: str = ""  # one digit per interval, as Exchange sends it
     statuses: tuple[str, ...] = ()  # the same, as BUSY_TYPES names
-    events: list[BusyEvent] = field(default_factory=list)
+    events: list[BusyEvent] = field(default_factory=list)  # busy_type in EWS's words (LegacyFreeBusyType)
     working_hours: WorkingHours | None = None
 
 

@@ -32,8 +32,8 @@ from exchangelib import errors as ews_errors
 from exchangelib.protocol import BaseProtocol, NoVerifyHTTPAdapter
 
 from ..problems import ExchangeProblem
+from ..transport import bounded
 from .logs import keep_secrets_out_of_exchangelib_logs
-from .transport import bounded
 
 # Long enough for a slow server, short enough that a person waiting on a form gets an answer.
 REQUEST_TIMEOUT = 20

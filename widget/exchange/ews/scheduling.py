@@ -8,6 +8,7 @@ see an exchangelib exception.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import requests
@@ -16,7 +17,7 @@ from exchangelib import errors as ews_errors
 from exchangelib.properties import Mailbox
 
 from ..problems import ExchangeProblem
-from ..values import AttendeeAvailability, Availability, AvailabilityProblem, BusyEvent, BusyType
+from ..values import AttendeeAvailability, Availability, AvailabilityProblem, BusyType
 from .availability import AttendeeAvailability as EwsAttendeeAvailability
 from .availability import AvailabilityError, get_availability
 from .connection import explain
@@ -35,9 +36,7 @@ def _in_port_words(entry: EwsAttendeeAvailability) -> AttendeeAvailability:
                                     problem_message=entry.error_message)
     return AttendeeAvailability(
         email=entry.email, statuses=tuple(_BUSY_TYPES.get(status, BusyType.UNKNOWN) for status in entry.statuses),
-        events=[BusyEvent(start=e.start, end=e.end, busy_type=_BUSY_TYPES.get(e.busy_type, BusyType.BUSY),
-                          subject=e.subject, location=e.location, is_meeting=e.is_meeting,
-                          is_recurring=e.is_recurring, is_private=e.is_private) for e in entry.events],
+        events=[replace(e, busy_type=_BUSY_TYPES.get(e.busy_type, BusyType.BUSY)) for e in entry.events],
         working_hours=entry.working_hours)
 
 

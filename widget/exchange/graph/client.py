@@ -6,7 +6,7 @@ identity platform for a token once an hour, not once a request. Every Graph requ
 - carries `Prefer: IdType="ImmutableId"`, so that ids survive moves between folders;
 - waits for one of MAILBOX_CONCURRENCY slots of its mailbox (Exchange Online allows four requests in flight per app
   and mailbox; a fifth is answered 429);
-- is read within a total deadline and a size cap (the EWS adapter's bounded HTTP adapter, ../ews/transport.py);
+- is read within a total deadline and a size cap (the bounded HTTP adapter both adapters use, ../transport.py);
 - never sleeps: 429 and 503 become ExchangeProblem("throttled") with the server's Retry-After as back_off, and the
   sync room reschedules the account.
 The session ignores the environment (REQUESTS_CA_BUNDLE, proxies): it verifies against the configured CA bundle, or
@@ -29,8 +29,8 @@ import msal
 import requests
 import requests.adapters
 
-from ..ews.transport import bounded, deadline
 from ..problems import EditConflict, ExchangeProblem, ItemGone, SyncStateInvalid
+from ..transport import bounded, deadline
 
 GRAPH_SCOPE = ["https://graph.microsoft.com/.default"]
 MAILBOX_CONCURRENCY = 4  # Exchange Online's limit per app and mailbox

@@ -2,11 +2,12 @@
 
 `requests` bounds each read from the socket, not the whole answer: a server that trickles a byte at a time holds a
 sign-in (and the web worker serving it) for as long as it likes, and one that sends 600 MB has it all read into
-memory and parsed. So the HTTP adapter exchangelib uses reads every non-streaming answer itself, within
+memory and parsed. So the HTTP adapter of each backend (the one exchangelib uses for EWS, the Graph client's
+session) reads every non-streaming answer itself, within
 WEB_DEADLINE seconds when a person is waiting on a page (SYNC_DEADLINE in a background sync), and at most
 MAX_ANSWER_BYTES; past either the connection is cut and the request fails as a timeout or a server fault.
 
-The answer is then handed to exchangelib in chunks of a megabyte: exchangelib reads every SOAP answer through
+The answer is then handed on in chunks of a megabyte: exchangelib reads every SOAP answer through
 `iter_content()`, whose default chunk is one byte — a million generator steps per megabyte — for every service.
 """
 
