@@ -161,3 +161,22 @@ def test_it_walks_every_settings_section_by_the_menu_to_the_crm_directory_and_ba
         screenshot(page, f"settings-crm-directory-{size['width']}")
     menu.get_by_role("link", name="Sync history").click()
     expect(menu.locator("a[aria-current=page]")).to_have_text("Sync history")
+
+
+def test_it_tells_the_administrator_a_refused_service_password_and_leads_to_where_it_is_changed(page: Page, crm,
+                                                                                              widget: Widget,
+                                                                                              screenshot):
+    from widget import service_account
+
+    with widget.app.test_request_context():
+        service_account.mark_refused()
+    frame = open_settings(page, crm, widget, "Users")
+    banner = frame.locator("#service-refused")
+    expect(banner).to_have_attribute("role", "alert")
+    expect(banner).to_contain_text("Exchange refused the service account's password")
+    for size in ({"width": 1280, "height": 800}, {"width": 800, "height": 600}):
+        page.set_viewport_size(size)
+        screenshot(page, f"service-refused-{size['width']}")
+    banner.get_by_role("link", name="Enter its new password under Impersonation").click()
+    expect(frame.get_by_role("heading", name="Impersonation")).to_be_visible()
+    expect(frame.get_by_label("Service account password")).to_be_visible()
